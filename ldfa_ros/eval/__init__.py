@@ -1,0 +1,1 @@
+"""Privacy and utility evaluation on labelled faces."""

@@ -1,0 +1,1 @@
+"""Renderers: where a face is hidden (regions) and how (classic filters, latent diffusion)."""

@@ -1,0 +1,80 @@
+"""The paper's naive baselines and our fallback: blur, pixelate and solid mask.
+
+Blur and pixelate first shrink the face to a few cells (area averaging), which throws the identity
+away for good; a plain Gaussian of fixed size would leave large faces recognisable and can be
+partly undone by deconvolution.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import cv2
+import numpy as np
+
+from .regions import Region, blend
+
+if TYPE_CHECKING:
+    from ..pipeline import RenderJob
+
+BLUR_CELLS = 6  # samples across a face that survive blurring
+PIXELATE_CELLS = 8  # blocks across a face
+FRAME_BLUR_CELLS = 12  # samples across the whole frame when it is blurred fail-closed
+
+
+def _shrink(roi: np.ndarray, face_size: float, cells: int) -> np.ndarray:
+    h, w = roi.shape[:2]
+    factor = min(1.0, cells / max(face_size, 1.0))
+    small = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return cv2.resize(roi, small, interpolation=cv2.INTER_AREA)
+
+
+def blurred(roi: np.ndarray, face_size: float, cells: int = BLUR_CELLS) -> np.ndarray:
+    """A smooth, irreversible blur: about `cells` samples survive across the face."""
+    h, w = roi.shape[:2]
+    up = cv2.resize(_shrink(roi, face_size, cells), (w, h), interpolation=cv2.INTER_LINEAR)
+    sigma = max(face_size / cells / 2, 0.5)
+    return cv2.GaussianBlur(up, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+
+
+def pixelated(roi: np.ndarray, face_size: float, cells: int = PIXELATE_CELLS) -> np.ndarray:
+    """Mosaic of about `cells` blocks across the face."""
+    h, w = roi.shape[:2]
+    return cv2.resize(_shrink(roi, face_size, cells), (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def masked(roi: np.ndarray, face_size: float, color: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """A solid fill."""
+    out = np.empty_like(roi)
+    out[...] = np.asarray(color, roi.dtype)[: roi.shape[2]] if roi.ndim == 3 else color[0]
+    return out
+
+
+FILTERS = {"blur": blurred, "pixelate": pixelated, "mask": masked}
+
+
+def render_regions(image: np.ndarray, regions: list[Region], method: str) -> None:
+    """Hide every region of `image` in place with a classic `method`."""
+    filt = FILTERS[method]
+    for region in regions:
+        rows, cols = region.slices
+        blend(image, region, filt(image[rows, cols], region.face_size))
+
+
+def blur_frame(image: np.ndarray) -> np.ndarray:
+    """The whole frame blurred past recognition: what a frame becomes when anything failed."""
+    size = max(image.shape[:2])
+    return blurred(image, size, FRAME_BLUR_CELLS)
+
+
+class ClassicRenderer:
+    """Pipeline renderer for one classic method."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+
+    def render(self, jobs: Sequence[RenderJob]) -> None:
+        for job in jobs:
+            render_regions(job.image, job.regions, self.method)
+
+
+CLASSIC_RENDERERS = {method: ClassicRenderer(method) for method in FILTERS}

@@ -1,0 +1,95 @@
+"""Anonymization settings: one typed, validated schema shared by the CLI, the bag tool and the node.
+
+Every field carries its description and allowed range, so the ROS parameter descriptors and the
+README's parameter table are generated from here and cannot drift apart.
+"""
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any
+
+METHODS = ("blur", "pixelate", "mask", "ldfa", "auto")
+CLASSIC_METHODS = ("blur", "pixelate", "mask")
+
+
+def _spec(default: Any, description: str, *, low: float | None = None, high: float | None = None,
+          choices: tuple[str, ...] | None = None, runtime: bool = False) -> Any:
+    meta = {"description": description, "low": low, "high": high, "choices": choices, "runtime": runtime}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+class SettingsError(ValueError):
+    """A setting with a wrong name, type or value; the text names it and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to detect and how to hide it. Field metadata documents each one."""
+
+    threshold: float = _spec(0.2, "face detector score threshold; lower finds more faces and more false alarms",
+                             low=0.01, high=0.99, runtime=True)
+    scales: tuple[float, ...] = _spec((1.0,), "detector passes as image scale factors, merged by NMS; "
+                                      "1.0 is native resolution, 2.0 adds a pass that finds faces half as large",
+                                      low=0.25, high=4.0)
+    flip: bool = _spec(False, "also detect on the mirrored frame (higher recall, twice the detector cost)")
+    mask_scale: float = _spec(1.3, "face box dilation factor about its centre before hiding", low=1.0, high=3.0,
+                              runtime=True)
+    shape: str = _spec("ellipse", "shape of the hidden region inside the dilated box", choices=("ellipse", "box"),
+                       runtime=True)
+    feather: float = _spec(0.1, "width of the soft edge outside the region, as a share of its size", low=0.0,
+                           high=0.5, runtime=True)
+    method: str = _spec("blur", "how faces are hidden: blur, pixelate, mask, ldfa (latent diffusion) or auto "
+                        "(ldfa when its weights are present, else blur)", choices=METHODS, runtime=True)
+    carry_frames: int = _spec(5, "frames a face stays hidden after the detector last saw it, per stream",
+                              low=0, high=300, runtime=True)
+    on_error: str = _spec("blur", "what a frame becomes when any stage fails: the whole frame blurred, or dropped",
+                          choices=("blur", "drop"), runtime=True)
+    budget_ms: float = _spec(0.0, "per-frame latency budget in ms for choosing diffusion vs blur (0: no budget)",
+                             low=0.0, high=10000.0, runtime=True)
+    device: str = _spec("cpu", "detector runtime: cpu, cuda or tensorrt (onnxruntime execution providers)",
+                        choices=("cpu", "cuda", "tensorrt"))
+
+    @staticmethod
+    def describe() -> list[dict[str, Any]]:
+        """Name, default, type, description and range of every setting."""
+        rows = []
+        for f in fields(Settings):
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            rows.append({"name": f.name, "default": default, "type": type(default).__name__, **f.metadata})
+        return rows
+
+    def updated(self, **changes: Any) -> Settings:
+        """A copy with `changes` applied after checking each one."""
+        known = {f.name: f for f in fields(Settings)}
+        clean: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name not in known:
+                raise SettingsError(f"unknown setting {name!r}; known: {', '.join(known)}")
+            clean[name] = _check(name, value, getattr(self, name), known[name].metadata)
+        return replace(self, **clean)
+
+
+def _check(name: str, value: Any, current: Any, meta: Any) -> Any:
+    if isinstance(current, tuple):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise SettingsError(f"{name} must be a list of numbers, got {value!r}")
+        items = tuple(_check(name, v, 0.0, meta) for v in value)
+        if not items:
+            raise SettingsError(f"{name} must not be empty")
+        return items
+    if isinstance(current, bool) or isinstance(current, str):
+        if not isinstance(value, type(current)):
+            raise SettingsError(f"{name} must be a {type(current).__name__}, got {value!r}")
+    elif isinstance(current, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingsError(f"{name} must be a number, got {value!r}")
+        if isinstance(current, int) and not float(value).is_integer():
+            raise SettingsError(f"{name} must be a whole number, got {value!r}")
+        value = type(current)(value)
+    if meta["choices"] and value not in meta["choices"]:
+        raise SettingsError(f"{name} must be one of {', '.join(meta['choices'])}, got {value!r}")
+    if meta["low"] is not None and not meta["low"] <= value <= meta["high"]:
+        raise SettingsError(f"{name} must be within [{meta['low']}, {meta['high']}], got {value!r}")
+    return value
