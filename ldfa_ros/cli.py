@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
-from .settings import METHODS, Settings, SettingsError
+from .settings import Settings, SettingsError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # Modules that add their own subcommands with `add_commands(subparsers)`.
@@ -19,34 +19,24 @@ COMMAND_MODULES: tuple[str, ...] = ("ldfa_ros.images",)
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """The anonymization options shared by every command that anonymizes."""
-    d = Settings()
+    """The anonymization options shared by every command that anonymizes, one per `Settings` field."""
     group = parser.add_argument_group("anonymization")
-    group.add_argument("--method", choices=METHODS, default=d.method, help=f"how faces are hidden (default {d.method})")
-    group.add_argument("--threshold", type=float, default=d.threshold,
-                       help=f"detector score threshold (default {d.threshold})")
-    group.add_argument("--scales", type=float, nargs="+", default=list(d.scales),
-                       help="detector passes as scale factors, e.g. 1 2 to also find faces half as large "
-                            f"(default {' '.join(map(str, d.scales))})")
-    group.add_argument("--flip", action="store_true", help="also detect on the mirrored frame (higher recall)")
-    group.add_argument("--mask-scale", type=float, default=d.mask_scale,
-                       help=f"face box dilation before hiding (default {d.mask_scale})")
-    group.add_argument("--shape", choices=("ellipse", "box"), default=d.shape, help="region shape")
-    group.add_argument("--carry-frames", type=int, default=d.carry_frames,
-                       help=f"frames a face stays hidden after it was last detected (default {d.carry_frames})")
-    group.add_argument("--on-error", choices=("blur", "drop"), default=d.on_error,
-                       help="what a frame becomes when any stage fails (default: blurred whole)")
-    group.add_argument("--device", choices=("cpu", "cuda", "tensorrt"), default=d.device,
-                       help="detector runtime (default cpu)")
+    for row in Settings.describe():
+        flag = "--" + row["name"].replace("_", "-")
+        default = row["default"]
+        text = f"{row['description']} (default {default})"
+        if isinstance(default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif isinstance(default, tuple):
+            group.add_argument(flag, type=float, nargs="+", default=None, help=text)
+        else:
+            group.add_argument(flag, type=type(default), choices=row["choices"], default=None, help=text)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from the shared options, validated."""
-    return Settings().updated(
-        method=args.method, threshold=args.threshold, scales=tuple(args.scales), flip=args.flip,
-        mask_scale=args.mask_scale, shape=args.shape, carry_frames=args.carry_frames,
-        on_error=args.on_error, device=args.device,
-    )
+    """Settings from the shared options (only those given), validated."""
+    given = {row["name"]: getattr(args, row["name"]) for row in Settings.describe()}
+    return Settings().updated(**{k: v for k, v in given.items() if v is not None})
 
 
 def image_paths(inputs: Sequence[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
