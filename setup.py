@@ -40,6 +40,7 @@ setup(
     entry_points={
         "console_scripts": [
             "ldfa = ldfa_ros.cli:main",
+            "ldfa_node = ldfa_ros.node:main",
         ],
     },
     zip_safe=True,

@@ -1,0 +1,1 @@
+"""Stand-in package (tests only; see test/rclpy_standin/README.md)."""
