@@ -14,7 +14,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from .budget import Decision, Planner
+from .budget import DeadlineExceeded, Decision, Planner
 from .detect import Detections
 from .render.classic import CLASSIC_RENDERERS, blur_frame
 from .render.regions import Region, changed_mask, face_region
@@ -28,12 +28,14 @@ Detector = Callable[..., Detections]
 
 @dataclass
 class RenderJob:
-    """One frame's faces for one renderer; `image` is the frame's output copy, changed in place."""
+    """One frame's faces for one renderer; `image` is the frame's output copy, changed in place.
+    `deadline` (a `time.perf_counter()` instant, None without a budget) is when the frame is due."""
 
     image: np.ndarray
     stream: str
     faces: list[Face]
     regions: list[Region]
+    deadline: float | None = None
 
 
 class Renderer(Protocol):
@@ -139,7 +141,8 @@ class Pipeline:
         t_plan = time.perf_counter()
         plans = self.planner.plan(settings.method, [faces_per_frame[i] for i in live], remaining)
         timing_plan = (time.perf_counter() - t_plan) * 1000
-        outputs = self._render([frames[i] for i in live], [faces_per_frame[i] for i in live], plans)
+        deadline = start + budget / 1000 if budget > 0 else None
+        outputs = self._render([frames[i] for i in live], [faces_per_frame[i] for i in live], plans, deadline)
         for i, output in zip(live, outputs):
             output.timings_ms = {**timings[i], "plan": timing_plan, **output.timings_ms}
             results[i] = output
@@ -164,7 +167,7 @@ class Pipeline:
         return None, faces, {"detect": (t1 - t0) * 1000, "track": (t2 - t1) * 1000}
 
     def _render(self, frames: list[FrameInput], faces: list[list[Face]],
-                plans: list[list[Decision]]) -> list[FrameResult]:
+                plans: list[list[Decision]], deadline: float | None = None) -> list[FrameResult]:
         s = self.settings
         outputs: list[FrameResult] = []
         work: dict[str, list[_Work]] = {}
@@ -175,14 +178,17 @@ class Pipeline:
             outputs.append(FrameResult(image, changed_mask(image.shape, [r for _, r, _ in kept])))
             for method in dict.fromkeys(d.method for _, _, d in kept):
                 items = [k for k in kept if k[2].method == method]
-                job = RenderJob(image, frame.stream, [f for f, _, _ in items], [r for _, r, _ in items])
+                job = RenderJob(image, frame.stream, [f for f, _, _ in items], [r for _, r, _ in items], deadline)
                 work.setdefault(method, []).append(_Work(index, job, [d for _, _, d in items]))
         blur_work = work.pop("blur", [])
         for method, entries in work.items():
-            if self._run(method, entries, outputs) is not None:
-                self.counters[f"fallback_{method}_error"] += sum(len(e.job.faces) for e in entries)
-                blur_work += [_Work(e.index, e.job, [Decision("blur", f"{method} failed")] * len(e.decisions))
-                              for e in entries]
+            failure = self._run(method, entries, outputs)
+            if failure is not None:
+                late = isinstance(failure, DeadlineExceeded)
+                self.counters[f"fallback_{method}_{'overrun' if late else 'error'}"] += sum(
+                    len(e.job.faces) for e in entries)
+                why = f"{method} over deadline" if late else f"{method} failed: {type(failure).__name__}"
+                blur_work += [_Work(e.index, e.job, [Decision("blur", why)] * len(e.decisions)) for e in entries]
         error = self._run("blur", blur_work, outputs)
         if error is not None:
             for index in {e.index for e in blur_work}:
@@ -232,4 +238,13 @@ def build_pipeline(settings: Settings) -> Pipeline:
     """The pipeline a user asked for: CenterFace on `settings.device` and the renderers `settings.method` needs."""
     from .detect import CenterFace
 
-    return Pipeline(settings, CenterFace(device=settings.device))
+    renderers: dict[str, Renderer] = {}
+    planner = Planner()
+    if settings.method in ("ldfa", "auto"):
+        from .render.models import build_renderer
+
+        diffusion = build_renderer(settings)  # None for auto without weights (it says so once)
+        if diffusion is not None:
+            renderers["ldfa"] = diffusion
+            planner = Planner(diffusion.predicted_ms)
+    return Pipeline(settings, CenterFace(device=settings.device), renderers, planner)

@@ -50,6 +50,29 @@ class Settings:
                              low=0.0, high=10000.0, runtime=True)
     device: str = _spec("cpu", "detector runtime: cpu, cuda or tensorrt (onnxruntime execution providers)",
                         choices=("cpu", "cuda", "tensorrt"))
+    # Latent diffusion inpainting (method ldfa/auto); see ldfa_ros/render/ldfa.py.
+    model: str = _spec("stable-diffusion-v1-5/stable-diffusion-inpainting",
+                       "diffusion inpainting weights (SD 1.5 or SD 2 inpainting): a local diffusers folder or a "
+                       "Hugging Face id found in the local cache (never downloaded implicitly)")
+    lora: str = _spec("latent-consistency/lcm-lora-sdv1-5", "LoRA fused into the UNet at load, folder or id; "
+                      "LCM-LoRA makes 4 steps work on SD 1.5; empty for none (e.g. with SD 2)")
+    tiny_vae: str = _spec("madebyollin/taesd", "tiny autoencoder (TAESD) replacing the model's VAE for fast "
+                          "encode/decode, folder or id; empty to use the model's own VAE")
+    scheduler: str = _spec("auto", "diffusion sampler: lcm, dpm, ddim, euler (ancestral) or auto (lcm with a LoRA, "
+                           "else dpm)", choices=("auto", "lcm", "dpm", "ddim", "euler"))
+    steps: int = _spec(4, "denoising steps per face (4 with LCM-LoRA; about 20 without)", low=1, high=100)
+    resolution: int = _spec(256, "side in pixels of the square face crop the diffusion model works at, a multiple "
+                            "of 64 (256 is fast; 512 is SD's native size)", low=64, high=1024)
+    prompt: str = _spec("", "text prompt for the generated faces (the paper: empty)")
+    negative_prompt: str = _spec("", "negative text prompt (only used when guidance > 1)")
+    guidance: float = _spec(1.0, "classifier-free guidance scale; 1 turns it off (the paper's setting, half the "
+                            "UNet work)", low=1.0, high=20.0)
+    seed: int = _spec(0, "base seed; each tracked face's noise is derived from (seed, stream, track id), so one "
+                      "person keeps one synthetic face", low=0, high=2**31 - 1)
+    diffusion_device: str = _spec("auto", "where diffusion runs: cuda (fp16), cpu (fp32), or auto (cuda when "
+                                  "available)", choices=("auto", "cpu", "cuda"))
+    latency_file: str = _spec("", "JSON file keeping the measured diffusion latencies between runs (skips the "
+                              "warm-up that measures them when a budget is set); empty: not kept")
 
     @staticmethod
     def describe() -> list[dict[str, Any]]:
