@@ -121,7 +121,9 @@ def run_demo(args: argparse.Namespace) -> int:
         before, after = (cv2.imread(str(out / d / name)) for d in ("sample", "anonymized"))
         cv2.imwrite(str(out / f"before_after_{name}"), np.hstack([before, after]))
     print(f"demo: compare {out}/before_after_*.png")
-    return code
+    from .bag import run_demo_bag  # a sample bag with a camera topic and Imu/TF/String, through `ldfa bag`
+
+    return max(code, run_demo_bag(out, settings_from_args(args)))
 
 
 def add_commands(subparsers: Any) -> None:

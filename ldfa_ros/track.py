@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -112,3 +113,63 @@ class StreamTrackers:
             tracker = self._trackers[stream] = Tracker(self.carry_frames)
         tracker.carry_frames = self.carry_frames
         return tracker.update(detections)
+
+
+def window_faces(window: Sequence[Detections | None], center: int, match_iou: float = 0.3) -> list[Face]:
+    """Faces for frame `center` of one stream that its neighbours saw but it did not.
+
+    Offline (bags) we can look both ways: `window` holds one stream's detections of frames t-N..t+N
+    (None where detection failed) and `center` is t's index in it. Each side contributes its nearest
+    sighting of every face that frame t lacks, grown like a track carried that many frames. A sighting
+    before t and one after t that are close enough to be one face (it moved at most its own size a
+    frame) become the hull of the two, which also covers the path between them; pairing two different
+    faces this way only hides more. These faces have track id 0 (untracked) and `age` = frames to the
+    nearest sighting.
+    """
+    own = window[center]
+    seen = own.boxes if own is not None else np.zeros((0, 4), np.float32)
+    before = _sightings(window[center - 1::-1] if center > 0 else [], seen, match_iou)
+    after = _sightings(window[center + 1:], seen, match_iou)
+    pairs = _greedy_match(_reach(before, after), 1e-6)
+    faces = [Face(np.concatenate([np.minimum(before[b].box[:2], after[a].box[:2]),
+                                  np.maximum(before[b].box[2:], after[a].box[2:])]),
+                  max(before[b].score, after[a].score), 0, min(before[b].age, after[a].age))
+             for b, a in pairs]
+    paired_before, paired_after = {b for b, _ in pairs}, {a for _, a in pairs}
+    faces += [f for i, f in enumerate(before) if i not in paired_before]
+    faces += [f for i, f in enumerate(after) if i not in paired_after]
+    return faces
+
+
+def _reach(before: list[Face], after: list[Face]) -> np.ndarray:
+    """How plausibly each pair is one face: 1 at the same place, falling to 0 at a distance of the face's
+    size times the frames between the sightings; below 0 beyond."""
+    if not before or not after:
+        return np.zeros((len(before), len(after)))
+    b = np.array([f.box for f in before], np.float64)
+    a = np.array([f.box for f in after], np.float64)
+    centre_b, centre_a = (b[:, :2] + b[:, 2:]) / 2, (a[:, :2] + a[:, 2:]) / 2
+    distance = np.linalg.norm(centre_b[:, None] - centre_a[None], axis=2)
+    size = np.maximum((b[:, 2:] - b[:, :2]).max(axis=1)[:, None], (a[:, 2:] - a[:, :2]).max(axis=1)[None])
+    frames = np.array([f.age for f in before])[:, None] + np.array([f.age for f in after])[None]
+    return 1.0 - distance / np.maximum(size * frames, 1e-6)
+
+
+def _sightings(frames: Sequence[Detections | None], seen: np.ndarray, match_iou: float) -> list[Face]:
+    """Nearest-first frames -> the nearest sighting of each face not in `seen`, grown by its distance.
+
+    Faces are followed frame to frame by overlap, so a moving face that frame t has is not taken for a
+    new one a few frames away."""
+    found: list[Face] = []
+    frontier = seen  # where each face already accounted for was last seen
+    for distance, detections in enumerate(frames, 1):
+        if detections is None or not len(detections):
+            continue
+        overlap = iou_matrix(detections.boxes, frontier)
+        new = overlap.max(axis=1, initial=0.0) < match_iou
+        for i in np.flatnonzero(new):
+            box = _grow(detections.boxes[i], 1.0 + GROWTH_PER_MISSED_FRAME * distance)
+            found.append(Face(box, float(detections.scores[i]), 0, distance))
+        lost = overlap.max(axis=0, initial=0.0) < match_iou  # not seen in this frame: keep their last place
+        frontier = np.concatenate([detections.boxes, frontier[lost]])
+    return found
