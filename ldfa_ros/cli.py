@@ -15,13 +15,16 @@ from .settings import Settings, SettingsError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # Modules that add their own subcommands with `add_commands(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("ldfa_ros.images",)
+COMMAND_MODULES: tuple[str, ...] = ("ldfa_ros.images", "ldfa_ros.bag", "ldfa_ros.eval.cli", "ldfa_ros.render.models")
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """The anonymization options shared by every command that anonymizes, one per `Settings` field."""
+def add_settings_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+    """The anonymization options shared by every command that anonymizes, one per `Settings` field
+    (less those a command defines its own way, e.g. `ldfa eval --method` takes a list)."""
     group = parser.add_argument_group("anonymization")
     for row in Settings.describe():
+        if row["name"] in exclude:
+            continue
         flag = "--" + row["name"].replace("_", "-")
         default = row["default"]
         text = f"{row['description']} (default {default})"
@@ -35,7 +38,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from the shared options (only those given), validated."""
-    given = {row["name"]: getattr(args, row["name"]) for row in Settings.describe()}
+    given = {row["name"]: getattr(args, row["name"], None) for row in Settings.describe()}
     return Settings().updated(**{k: v for k, v in given.items() if v is not None})
 
 
