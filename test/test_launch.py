@@ -26,7 +26,7 @@ def test_config_file_lists_every_parameter_at_its_default() -> None:
 
 
 def test_readme_section_has_the_generated_parameter_table() -> None:
-    assert node_config.markdown_table() in (ROOT / "docs" / "readme" / "node.md").read_text()
+    assert node_config.markdown_table() in (ROOT / "README.md").read_text()
 
 
 def test_package_xml_is_valid_and_declares_what_the_node_imports() -> None:
