@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ldfa_ros.bag import report_path, write_sample_bag
+from ldfa_ros.bag import report_path
+from ldfa_ros.samples import write_sample_bag
 
 
 def run_bag(source: Path, output: Path, jobs: int, storage: str) -> dict[str, Any]:

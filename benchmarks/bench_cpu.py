@@ -20,7 +20,7 @@ import numpy as np
 
 def frames_1080p(count: int) -> list[np.ndarray]:
     """Camera-like 1080p frames with real faces at several sizes, each shifted so no two are equal."""
-    from ldfa_ros.images import sample_frames
+    from ldfa_ros.samples import sample_frames
 
     base = sample_frames()["street_1080p.png"]
     return [np.ascontiguousarray(np.roll(base, 7 * i, axis=0)) for i in range(count)]  # faces stay whole

@@ -53,7 +53,7 @@ def main() -> int:
         from sensor_msgs.msg import Image
         from std_msgs.msg import Header
 
-        from ldfa_ros.images import sample_frames
+        from ldfa_ros.samples import sample_frames
         from ldfa_ros.node import LdfaNode
 
         bus = standin.BUS

@@ -17,6 +17,7 @@ import numpy as np
 from . import frames
 from .cli import add_settings_arguments, image_paths, progress, settings_from_args, write_json
 from .pipeline import FrameResult, Pipeline, build_pipeline
+from .samples import sample_frames
 
 FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
 
@@ -94,20 +95,6 @@ def run_detect(args: argparse.Namespace) -> int:
     write_json(Path(args.json), boxes)
     print(f"{sum(map(len, boxes.values()))} face(s) in {len(boxes)} image(s) written to {args.json}")
     return 1 if failed else 0
-
-
-def sample_frames() -> dict[str, np.ndarray]:
-    """Built-in sample data with a real face: the astronaut photo, and a 1920x1080 camera-like frame
-    with that face at several sizes, as pedestrians appear at several distances."""
-    from skimage import data
-
-    astronaut = data.astronaut()
-    face = astronaut[30:230, 140:310]
-    frame = cv2.resize(data.rocket(), (1920, 1080), interpolation=cv2.INTER_LINEAR)
-    for x, height in ((150, 400), (800, 200), (1300, 100), (1600, 60)):
-        width = int(face.shape[1] * height / face.shape[0])
-        frame[500: 500 + height, x: x + width] = cv2.resize(face, (width, height), interpolation=cv2.INTER_AREA)
-    return {"astronaut.png": astronaut, "street_1080p.png": frame}
 
 
 def run_demo(args: argparse.Namespace) -> int:

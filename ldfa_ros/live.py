@@ -379,4 +379,3 @@ def _status(camera: str, stats: _Stats, now: float, budget_ms: float) -> CameraS
     else:
         level, message = OK, "ok"
     return CameraStatus(camera, level, message, values)
-

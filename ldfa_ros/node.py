@@ -24,7 +24,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 from . import node_config
-from .images import sample_frames
+from .samples import sample_frames
 from .live import CameraStatus, LiveAnonymizer, Output
 from .pipeline import FaceRecord, Pipeline, build_pipeline
 from .record import Recorder
@@ -32,8 +32,11 @@ from .settings import Settings
 
 SUBSCRIBE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 PUBLISH_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
-MESSAGE_TYPES: dict[type, str] = {Image: "sensor_msgs/msg/Image", CompressedImage: "sensor_msgs/msg/CompressedImage",
-                 Detection2DArray: "vision_msgs/msg/Detection2DArray"}
+MESSAGE_TYPES: dict[type, str] = {
+    Image: "sensor_msgs/msg/Image",
+    CompressedImage: "sensor_msgs/msg/CompressedImage",
+    Detection2DArray: "vision_msgs/msg/Detection2DArray",
+}
 _LEVELS = {0: DiagnosticStatus.OK, 1: DiagnosticStatus.WARN, 2: DiagnosticStatus.ERROR, 3: DiagnosticStatus.STALE}
 
 
@@ -81,8 +84,8 @@ class LdfaNode(Node):
         published: dict[str, str] = {}  # resolved topic -> message type, for the recorder
         for cam in cameras:
             image_type = CompressedImage if cam.compressed else Image
-            pub = self._images[names[cam.input]] = self.create_publisher(image_type, cam.output, PUBLISH_QOS,
-                                                                  qos_overriding_options=qos_options)
+            pub = self._images[names[cam.input]] = self.create_publisher(
+                image_type, cam.output, PUBLISH_QOS, qos_overriding_options=qos_options)
             published[pub.topic_name] = MESSAGE_TYPES[image_type]
             if values["publish_detections"]:
                 pub = self._detections[names[cam.input]] = self.create_publisher(
@@ -148,9 +151,9 @@ class LdfaNode(Node):
             values.update(recorded=str(self._recorder.written), record_dropped=str(self._recorder.dropped),
                           record_errors=str(self._recorder.errors))
         ok = live.alive and (self._recorder is None or not self._recorder.dropped + self._recorder.errors)
+        message = "ok" if ok else ("worker stopped" if not live.alive else "recording lost messages")
         return DiagnosticStatus(level=DiagnosticStatus.OK if ok else DiagnosticStatus.ERROR,
-                                name=f"{self.get_name()}: worker", hardware_id=self.get_name(),
-                                message="ok" if ok else ("worker stopped" if not live.alive else "recording lost messages"),
+                                name=f"{self.get_name()}: worker", hardware_id=self.get_name(), message=message,
                                 values=[KeyValue(key=k, value=v) for k, v in values.items()])
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:

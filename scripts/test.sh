@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a virtual environment with everything the tests need, then run them all, and type-check the
-# ROS node against the real rclpy sources. Usage: scripts/test.sh [pytest args...]
+# ROS node against the real rclpy sources, and lint. Usage: scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3.11}
@@ -12,3 +12,4 @@ venv=${VENV:-.venv}
 "$venv/bin/python" -m pip install -q -e ".[diffusion,eval,test]"
 "$venv/bin/python" -m pytest test -q "$@"
 "$venv/bin/python" -m mypy
+"$venv/bin/python" -m flake8 ldfa_ros test benchmarks launch

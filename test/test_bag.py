@@ -16,7 +16,8 @@ from rosbags.highlevel import AnyReader
 
 from bags import CAMERAS, ERASED_FRAME, FACE, FRAMES, OTHERS, write_bag
 from ldfa_ros import frames
-from ldfa_ros.bag import anonymize_bag, report_path, write_sample_bag
+from ldfa_ros.bag import anonymize_bag, report_path
+from ldfa_ros.samples import write_sample_bag
 from ldfa_ros.cli import main
 from ldfa_ros.detect import CenterFace, Detections
 from ldfa_ros.pipeline import Pipeline

@@ -117,8 +117,8 @@ def test_parameters_are_declared_from_node_config_with_descriptors(env) -> None:
         desc = node.describe_parameter(spec.name)
         assert desc.description == spec.description
         assert desc.read_only is (not spec.runtime), spec.name
-        assert node.get_parameter(spec.name).value == (["/cam0/image_raw"] if spec.name == "cameras"
-                                                         else spec.default)
+        expected = ["/cam0/image_raw"] if spec.name == "cameras" else spec.default
+        assert node.get_parameter(spec.name).value == expected
     threshold = node.describe_parameter("threshold").floating_point_range[0]
     assert (threshold.from_value, threshold.to_value) == (0.01, 0.99)
     assert node.describe_parameter("carry_frames").integer_range[0].to_value == 300

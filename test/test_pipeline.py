@@ -8,7 +8,7 @@ import pytest
 from conftest import ASTRONAUT_FACE
 from ldfa_ros.budget import Decision
 from ldfa_ros.detect import Detections
-from ldfa_ros.pipeline import FrameInput, Pipeline, RenderJob
+from ldfa_ros.pipeline import FrameInput, Pipeline
 from ldfa_ros.settings import Settings, SettingsError
 
 
