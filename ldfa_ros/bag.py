@@ -16,6 +16,7 @@ interrupted run leaves nothing at OUTPUT.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import signal
@@ -46,6 +47,8 @@ from .pipeline import FrameInput, FrameResult, Pipeline, build_pipeline
 from .samples import write_sample_bag
 from .settings import Settings
 from .track import window_faces
+
+log = logging.getLogger("ldfa_ros.bag")
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 BARE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
@@ -150,8 +153,14 @@ class _Prepared:
 
     msg: Any = None
     decoded: frames.DecodedFrame | None = None
-    detections: Detections | None = None  # None: detection failed, the pipeline retries and fails closed
+    detections: Detections | None = None  # None with `detect_error`: detection failed
     error: str | None = None
+    detect_error: str | None = None
+
+    @property
+    def blind(self) -> bool:
+        """Decoded but not detected: its faces are unknown, to itself and to its neighbours."""
+        return self.decoded is not None and self.detections is None
 
 
 @dataclass
@@ -171,6 +180,7 @@ class _Topic:
 
     ahead: deque[_Pending]
     behind: deque[Detections | None]
+    behind_blind: deque[bool]
     report: TopicReport
     size: tuple[int, int] | None = None  # (height, width) of its last decodable frame
 
@@ -230,9 +240,10 @@ class _BagRun:
         self.topics: dict[str, _Topic] = {}
         for c in image_conns:
             if c.topic not in self.topics:
-                self.topics[c.topic] = _Topic(deque(), deque(maxlen=self.window), TopicReport(c.msgtype))
+                self.topics[c.topic] = _Topic(deque(), deque(maxlen=self.window), deque(maxlen=self.window),
+                                              TopicReport(c.msgtype))
         self.copied: Counter[str] = Counter()
-        self.batch: list[tuple[_Topic, _Pending, list[Any]]] = []
+        self.batch: list[tuple[_Topic, _Pending, list[Any], str | None]] = []
         self.workers = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ldfa-bag")
 
     def run(self, messages: Iterator[tuple[Connection, int, bytes]]) -> None:
@@ -270,30 +281,49 @@ class _BagRun:
         except frames.FrameError as exc:
             return _Prepared(msg, error=str(exc))
         try:
-            detections: Detections | None = self.pipeline.detect(decoded.rgb)
-        except Exception:  # noqa: BLE001 - the pipeline's own detect path will fail this frame closed
-            detections = None
-        return _Prepared(msg, decoded, detections)
+            return _Prepared(msg, decoded, self.pipeline.detect(decoded.rgb))
+        except Exception as exc:  # noqa: BLE001 - retried on the main thread, then fails closed
+            return _Prepared(msg, decoded, detect_error=f"{type(exc).__name__}: {exc}")
+
+    def _retry_detect(self, prepared: _Prepared) -> None:
+        """Detect again, on this thread, a frame whose detection failed in a worker; counted and logged."""
+        if not prepared.blind or prepared.detect_error is None:
+            return
+        self.pipeline.counters["bag_detect_retried"] += 1
+        try:
+            prepared.detections = self.pipeline.detect(prepared.decoded.rgb)  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001
+            log.error("detection failed twice (%s; then %s: %s)", prepared.detect_error, type(exc).__name__, exc)
+            self.pipeline.counters["bag_detect_failed"] += 1
+        prepared.detect_error = None
 
     def _take(self, topic: _Topic) -> None:
         """The oldest frame read ahead, with the faces its window saw, joins the render batch."""
         pending = topic.ahead.popleft()
-        ahead = [p.prepared.result().detections for p in topic.ahead]
         own = pending.prepared.result()
-        extra = window_faces([*topic.behind, own.detections, *ahead], len(topic.behind)) if own.decoded else []
+        window = [own] + [p.prepared.result() for p in topic.ahead]
+        for prepared in window:
+            self._retry_detect(prepared)
+        # A frame whose window has a frame of unknown faces cannot be covered from it: it fails closed.
+        blind = any(p.blind for p in window) or any(topic.behind_blind)
+        extra = []
+        if own.decoded is not None and not blind:
+            extra = window_faces([*topic.behind, *(p.detections for p in window)], len(topic.behind))
         topic.behind.append(own.detections)
-        self.batch.append((topic, pending, extra))
+        topic.behind_blind.append(own.blind)
+        why = "face detection failed in its look-around window" if blind else None
+        self.batch.append((topic, pending, extra, why))
         if len(self.batch) >= RENDER_BATCH:
             self._flush()
 
     def _flush(self) -> None:
         inputs = []
-        for _, pending, extra in self.batch:
+        for _, pending, extra, blind in self.batch:
             prepared = pending.prepared.result()
             if prepared.decoded is not None:  # the topic is the stream: each camera has its own tracker
-                inputs.append(FrameInput(prepared.decoded.rgb, pending.conn.topic, prepared.detections, extra))
+                inputs.append(FrameInput(prepared.decoded.rgb, pending.conn.topic, prepared.detections, extra, blind))
         results = iter(self.pipeline.process_many(inputs))
-        for topic, pending, _ in self.batch:
+        for topic, pending, _, _ in self.batch:
             prepared = pending.prepared.result()
             if prepared.decoded is None:
                 self._write_failed(topic, pending, prepared)
@@ -317,26 +347,28 @@ class _BagRun:
             report.dropped += 1
             report.error(pending.index, pending.timestamp, result.error or "dropped", "dropped")
             return
-        if result.error:
-            report.blurred_whole += 1
-            report.error(pending.index, pending.timestamp, result.error, "blurred whole")
         try:
             msg = frames.encode(prepared.decoded, result.image, result.changed)
         except frames.FrameError as exc:
-            self._write_failed(topic, pending, _Prepared(prepared.msg, error=f"re-encoding failed: {exc}"))
+            why = f"re-encoding failed: {exc}" + (f" (after {result.error})" if result.error else "")
+            self._write_failed(topic, pending, _Prepared(prepared.msg, error=why), "unencodable")
             return
+        if result.error:
+            report.blurred_whole += 1
+            report.error(pending.index, pending.timestamp, result.error, "blurred whole")
         self.out.message(pending.conn, pending.timestamp, msg, pending.little_endian)
         report.frames_out += 1
 
-    def _write_failed(self, topic: _Topic, pending: _Pending, prepared: _Prepared) -> None:
-        """An image that cannot be decoded: black in place (on_error=blur) or dropped; never the original."""
+    def _write_failed(self, topic: _Topic, pending: _Pending, prepared: _Prepared, why: str = "undecodable") -> None:
+        """An image that cannot be decoded (or encoded): black in place (on_error=blur) or dropped; never
+        the original."""
         report = topic.report
         masked = None
         if prepared.msg is not None and self.pipeline.settings.on_error == "blur":
             masked = _masked(prepared.msg, topic.size)
         action = "dropped" if masked is None else "masked"
         report.error(pending.index, pending.timestamp, prepared.error or "undecodable", action)
-        self.pipeline.counters[f"bag_{action}_undecodable"] += 1
+        self.pipeline.counters[f"bag_{action}_{why}"] += 1
         if masked is None:
             report.dropped += 1
             return
@@ -539,6 +571,13 @@ def run_bag(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "bag", help="anonymize the camera topics of a rosbag (ROS 1 or ROS 2; no ROS install needed)",
@@ -553,7 +592,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--topics", nargs="+", metavar="TOPIC", help="image topics to anonymize (default: all)")
     p.add_argument("--format", choices=("ros1", "ros2"), help="output ROS version (default: the input's)")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), help="ROS 2 output storage (default: the input's)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
+    p.add_argument("--jobs", type=_positive, default=1, metavar="N",
                    help="threads that decode and detect upcoming frames while the main thread renders and writes")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     add_settings_arguments(p)

@@ -64,6 +64,8 @@ class LatencyModel:
     """
 
     def __init__(self, window: int = 32, quantile: float = 90.0) -> None:
+        if window < 1 or not 0 <= quantile <= 100:
+            raise ValueError(f"latency window must be >= 1 and quantile within [0, 100], got {window}, {quantile}")
         self.window = window
         self.quantile = quantile
         self._samples: dict[tuple[int, int], deque[float]] = {}
@@ -129,11 +131,13 @@ class LatencyModel:
             return None
         try:
             data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
             if data.get("signature") != signature:
                 log.info("latency table %s was measured with other settings; measuring again", path)
                 return None
             return LatencyModel.from_json(data)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("latency table %s is unreadable (%s); measuring again", path, exc)
             return None
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .settings import Settings, SettingsError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}  # what the frames codec reads (PNG, JPEG)
 # Modules that add their own subcommands with `add_commands(subparsers)`.
 COMMAND_MODULES: tuple[str, ...] = ("ldfa_ros.images", "ldfa_ros.bag", "ldfa_ros.eval.cli", "ldfa_ros.render.models")
 

@@ -53,6 +53,12 @@ def anonymize_file(pipeline: Pipeline, src: Path, dst: Path) -> FrameResult:
     return result
 
 
+def report_failures(command: str, failed: dict[str, str]) -> None:
+    """One line per failed input on stderr, naming it once."""
+    for path, why in failed.items():
+        print(f"ldfa {command}: {why if why.startswith(path) else f'{path}: {why}'}", file=sys.stderr)
+
+
 def run_image(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(settings_from_args(args))
     files, missing = image_paths(args.inputs)
@@ -70,8 +76,7 @@ def run_image(args: argparse.Namespace) -> int:
                              "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()}}
         if result.error:
             failed[str(src)] = result.error
-    for path, why in failed.items():
-        print(f"ldfa image: {path}: {why}", file=sys.stderr)
+    report_failures("image", failed)
     write_json(out_dir / "ldfa_summary.json", {
         "settings": asdict(pipeline.settings), "images": summary, "failed": failed,
         "counters": dict(pipeline.counters)})
@@ -81,7 +86,7 @@ def run_image(args: argparse.Namespace) -> int:
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    pipeline = build_pipeline(settings_from_args(args))
+    pipeline = build_pipeline(settings_from_args(args).updated(method="blur"))  # no renderer models to load
     files, missing = image_paths(args.inputs)
     boxes: dict[str, list[list[float]]] = {}
     failed = {m: "no such file or directory" for m in missing}
@@ -90,8 +95,7 @@ def run_detect(args: argparse.Namespace) -> int:
             boxes[str(src)] = pipeline.detect(read_image(src).rgb).as_rows()
         except (frames.FrameError, OSError) as exc:
             failed[str(src)] = str(exc)
-    for path, why in failed.items():
-        print(f"ldfa detect: {path}: {why}", file=sys.stderr)
+    report_failures("detect", failed)
     write_json(Path(args.json), boxes)
     print(f"{sum(map(len, boxes.values()))} face(s) in {len(boxes)} image(s) written to {args.json}")
     return 1 if failed else 0

@@ -120,14 +120,14 @@ class LdfaNode(Node):
     def _publish(self, out: Output) -> None:
         stamp = self.get_clock().now().nanoseconds
         sent = []
-        if out.msg is not None:
-            self._images[out.camera].publish(out.msg)
-            sent.append((self._images[out.camera], out.msg))
         detections = self._detections.get(out.camera)
         if detections is not None:
             msg = detection_array(out.header, out.faces)
             detections.publish(msg)
             sent.append((detections, msg))
+        if out.msg is not None:  # last: once the image is out, nothing here can fail and miscount it
+            self._images[out.camera].publish(out.msg)
+            sent.append((self._images[out.camera], out.msg))
         if self._recorder is not None:
             for pub, msg in sent:
                 self._recorder.write(pub.topic_name, stamp, msg)

@@ -29,13 +29,15 @@ Detector = Callable[..., Detections]
 @dataclass
 class RenderJob:
     """One frame's faces for one renderer; `image` is the frame's output copy, changed in place.
-    `deadline` (a `time.perf_counter()` instant, None without a budget) is when the frame is due."""
+    `deadline` (a `time.perf_counter()` instant, None without a budget) is when the frame is due;
+    `hidden` holds all face regions of the frame, which a generative renderer must not show its model."""
 
     image: np.ndarray
     stream: str
     faces: list[Face]
     regions: list[Region]
     deadline: float | None = None
+    hidden: list[Region] = field(default_factory=list)  # every face region of the frame, whatever its method
 
 
 class Renderer(Protocol):
@@ -84,13 +86,14 @@ class FrameResult:
 
 @dataclass
 class FrameInput:
-    """A frame to anonymize. `detections` may be given (e.g. computed ahead by the bag tool), and
-    `extra_faces` adds faces seen in neighbouring frames."""
+    """A frame to anonymize. `detections` may be given (e.g. computed ahead by the bag tool),
+    `extra_faces` adds faces seen in neighbouring frames, and `upstream_error` fails it closed."""
 
     rgb: np.ndarray
     stream: str = "default"
     detections: Detections | None = None
     extra_faces: list[Face] = field(default_factory=list)
+    upstream_error: str | None = None  # a fault before the pipeline (e.g. look-ahead detection): fail closed
 
 
 class Pipeline:
@@ -139,10 +142,21 @@ class Pipeline:
         remaining = budget - (time.perf_counter() - start) * 1000 if budget > 0 else None
         live = [i for i, r in enumerate(results) if r is None]
         t_plan = time.perf_counter()
-        plans = self.planner.plan(settings.method, [faces_per_frame[i] for i in live], remaining)
+        try:
+            plans = self.planner.plan(settings.method, [faces_per_frame[i] for i in live], remaining)
+            if [len(p) for p in plans] != [len(faces_per_frame[i]) for i in live]:
+                raise ValueError("planner did not decide for every face")
+        except Exception as exc:  # noqa: BLE001 - no plan: every face gets the fallback
+            self.counters["failed_plan"] += 1
+            log.error("planner failed (%s: %s); blurring every face", type(exc).__name__, exc)
+            fallback = Decision("blur", f"planner failed: {type(exc).__name__}")
+            plans = [[fallback] * len(faces_per_frame[i]) for i in live]
         timing_plan = (time.perf_counter() - t_plan) * 1000
         deadline = start + budget / 1000 if budget > 0 else None
-        outputs = self._render([frames[i] for i in live], [faces_per_frame[i] for i in live], plans, deadline)
+        try:
+            outputs = self._render([frames[i] for i in live], [faces_per_frame[i] for i in live], plans, deadline)
+        except Exception as exc:  # noqa: BLE001 - e.g. regions or output buffers: fail the tick closed
+            outputs = [self._fail(frames[i].rgb, "render", exc) for i in live]
         for i, output in zip(live, outputs):
             output.timings_ms = {**timings[i], "plan": timing_plan, **output.timings_ms}
             results[i] = output
@@ -153,14 +167,20 @@ class Pipeline:
         return done
 
     def _find_faces(self, frame: FrameInput) -> tuple[FrameResult | None, list[Face], dict[str, float]]:
+        if frame.upstream_error is not None:
+            return self._fail(frame.rgb, "upstream", RuntimeError(frame.upstream_error)), [], {}
         t0 = time.perf_counter()
         try:
             detections = frame.detections if frame.detections is not None else self.detect(frame.rgb)
+            if not np.isfinite(detections.boxes).all():
+                raise ValueError("detector returned non-finite boxes")
         except Exception as exc:  # noqa: BLE001 - any detector fault must fail closed
             return self._fail(frame.rgb, "detect", exc), [], {}
         t1 = time.perf_counter()
         try:
             faces = self.trackers.update(frame.stream, detections) + list(frame.extra_faces)
+            if not all(np.isfinite(f.box).all() for f in faces):
+                raise ValueError("non-finite face box")
         except Exception as exc:  # noqa: BLE001
             return self._fail(frame.rgb, "track", exc), [], {}
         t2 = time.perf_counter()
@@ -178,7 +198,8 @@ class Pipeline:
             outputs.append(FrameResult(image, changed_mask(image.shape, [r for _, r, _ in kept])))
             for method in dict.fromkeys(d.method for _, _, d in kept):
                 items = [k for k in kept if k[2].method == method]
-                job = RenderJob(image, frame.stream, [f for f, _, _ in items], [r for _, r, _ in items], deadline)
+                job = RenderJob(image, frame.stream, [f for f, _, _ in items], [r for _, r, _ in items], deadline,
+                                [r for _, r, _ in kept])
                 work.setdefault(method, []).append(_Work(index, job, [d for _, _, d in items]))
         blur_work = work.pop("blur", [])
         for method, entries in work.items():

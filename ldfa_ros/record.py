@@ -70,6 +70,7 @@ class Recorder:
             raise ValueError(f"cannot record message types {', '.join(unknown)}: not in the rosbags type store")
         self.serialize = serialize
         self.written = self.dropped = self.errors = 0
+        self._closed = False
         self._writer = Writer(self.path, version=8, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
         self._connections = {topic: self._writer.add_connection(topic, msgtype, typestore=store)
@@ -79,9 +80,12 @@ class Recorder:
         self._thread.start()
 
     def write(self, topic: str, timestamp_ns: int, msg: Any) -> bool:
-        """Queue a message for the bag; False (and counted) when the queue is full or the topic unknown."""
+        """Queue a message for the bag; False (and counted) when the queue is full or the bag closed."""
         if topic not in self._connections:
             raise KeyError(f"topic {topic!r} is not recorded; recorded: {', '.join(self._connections)}")
+        if self._closed:
+            self.dropped += 1
+            return False
         try:
             self._queue.put_nowait((topic, timestamp_ns, msg))
         except queue.Full:
@@ -90,7 +94,10 @@ class Recorder:
         return True
 
     def close(self) -> None:
-        """Write what is queued and close the bag."""
+        """Write what is queued and close the bag; later writes are refused and counted."""
+        if self._closed:
+            return
+        self._closed = True
         self._queue.put(None)
         self._thread.join()
         self._writer.close()

@@ -287,3 +287,46 @@ def test_window_faces_looks_both_ways() -> None:
     # a face that the frame has, followed by overlap into the neighbours, adds nothing
     moving = [dets([100 + 10 * i, 100, 150 + 10 * i, 160]) for i in range(5)]
     assert window_faces(moving, 2) == []
+
+
+def _erased_changed(src: Path, out: Path) -> float:
+    """Mean change inside the face box of the frame whose face the detector cannot see."""
+    _, msgs_in = read(src)
+    _, msgs_out = read(out)
+    a, b = (pixels(m["/cam/rgb"][ERASED_FRAME][2]).astype(int) for m in (msgs_in, msgs_out))
+    return float(np.abs(b - a)[y1 + 10:y2 - 10, x1 + 10:x2 - 10].mean())
+
+
+def test_lookahead_detection_failing_in_workers_is_retried(runs: dict, tmp_path: Path,
+                                                           detector: CenterFace) -> None:
+    """A detector that fails only on the read-ahead threads: retried on the main thread, so the window
+    still covers the missed face, and the retries are counted."""
+    import threading
+
+    def flaky(rgb: np.ndarray, **kwargs: Any) -> Detections:
+        if threading.current_thread().name.startswith("ldfa-bag"):
+            raise RuntimeError("transient device error")
+        return detector(rgb, **kwargs)
+
+    src = runs["sqlite3"][0]
+    report = anonymize_bag(src, tmp_path / "out", Pipeline(Settings(), flaky), topics=["/cam/rgb"])
+    assert report["counters"]["bag_detect_retried"] >= FRAMES
+    assert report["image_topics"]["/cam/rgb"]["errors_total"] == 0
+    assert _erased_changed(src, tmp_path / "out") > 30
+
+
+def test_detection_failing_twice_fails_its_window_closed(runs: dict, tmp_path: Path, detector: CenterFace) -> None:
+    """Frames with a face cannot be detected at all: the frame without a detectable face must not be
+    written as it is (its neighbours' faces are unknown), so every frame of the window is blurred whole."""
+    def broken(rgb: np.ndarray, **kwargs: Any) -> Detections:
+        found = detector(rgb, **kwargs)
+        if len(found):
+            raise RuntimeError("detector crashed")
+        return found
+
+    src = runs["sqlite3"][0]
+    report = anonymize_bag(src, tmp_path / "out", Pipeline(Settings(), broken), topics=["/cam/rgb"])
+    topic = report["image_topics"]["/cam/rgb"]
+    assert topic["blurred_whole"] == FRAMES and topic["frames_out"] == FRAMES
+    assert report["counters"]["bag_detect_failed"] >= 1
+    assert _erased_changed(src, tmp_path / "out") > 30

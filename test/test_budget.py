@@ -51,8 +51,10 @@ def test_latency_table_round_trips_and_is_ignored_for_other_settings(tmp_path):
     again = LatencyModel.load(path, {"steps": 4})
     assert again is not None and again.predict(4, 256) == 21.0 and again.predict(1, 256) == 9.5
     assert LatencyModel.load(path, {"steps": 8}) is None
-    path.write_text("{not json")
-    assert LatencyModel.load(path, {"steps": 4}) is None
+    zero_window = '{"signature": {"steps": 4}, "window": 0, "quantile": 90, "samples": []}'
+    for damaged in ("{not json", "[]", '"x"', zero_window):
+        path.write_text(damaged)
+        assert LatencyModel.load(path, {"steps": 4}) is None, damaged
     assert LatencyModel.load(tmp_path / "absent.json", {}) is None
     assert json.loads(json.dumps(model.to_json())) == model.to_json()
 

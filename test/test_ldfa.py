@@ -105,6 +105,37 @@ def test_the_face_pixels_never_reach_the_model(renderer, astronaut):
     assert not np.array_equal(original.image[region.slices], astronaut[region.slices])
 
 
+def test_neighbouring_faces_never_reach_the_model_either(renderer, astronaut):
+    """A second face inside this face's crop (e.g. one the planner sent to blur) is masked from the model
+    too: scrambling it changes nothing where this face is generated."""
+    neighbour = face_region(ASTRONAUT_FACE + [95, 20, 95, 20], astronaut.shape, 1.3, "ellipse", 0.1)
+    outputs = []
+    for seed in (0, 1):
+        frame = astronaut.copy()
+        inside = frame[neighbour.slices]
+        covered = neighbour.alpha > 0
+        inside[covered] = np.random.default_rng(seed).integers(0, 256, (int(covered.sum()), 3))
+        face_job = job(frame)
+        face_job.hidden = [face_job.regions[0], neighbour]
+        renderer.render([face_job])
+        own = face_job.regions[0]
+        outputs.append(face_job.image[own.slices][(own.alpha > 0) & ~_overlap(own, neighbour)])
+    assert np.array_equal(outputs[0], outputs[1])
+
+
+def _overlap(region, other) -> np.ndarray:
+    """Pixels of `region`'s roi that `other` also covers."""
+    mask = np.zeros(region.alpha.shape, bool)
+    x1, y1 = region.roi[:2]
+    ox1, oy1, ox2, oy2 = other.roi
+    sub = other.alpha > 0
+    ys, xs = np.nonzero(sub)
+    ys, xs = ys + oy1 - y1, xs + ox1 - x1
+    ok = (ys >= 0) & (ys < mask.shape[0]) & (xs >= 0) & (xs < mask.shape[1])
+    mask[ys[ok], xs[ok]] = True
+    return mask
+
+
 def test_one_track_keeps_one_face_and_runs_are_reproducible(renderer, tiny, astronaut):
     jobs = [job(astronaut, 1), job(astronaut, 1), job(astronaut, 2), job(astronaut, 1, stream="other")]
     renderer.render(jobs)

@@ -169,3 +169,25 @@ def test_carry_over_hides_a_face_the_detector_missed(astronaut, detector):
     assert [f.age for f in result.faces] == [1]
     assert_face_hidden(result.image, astronaut)
     pipeline.detector = real
+
+
+def test_a_renderer_is_told_every_face_region_of_its_frame(astronaut, detector):
+    """A generative renderer must mask faces handled by other methods too: each job lists them all."""
+    from ldfa_ros.track import Face
+
+    class Alternate:
+        def plan(self, method, faces_per_frame, remaining_ms):
+            return [[Decision("ldfa" if i % 2 == 0 else "blur", "test") for i in range(len(f))]
+                    for f in faces_per_frame]
+
+    seen: list[tuple[int, int]] = []
+
+    class Spy:
+        def render(self, jobs):
+            seen.extend((len(j.faces), len(j.hidden)) for j in jobs)
+
+    other = Face(np.array([20.0, 300.0, 80.0, 380.0], np.float32), 0.5, track_id=7)
+    pipeline = Pipeline(Settings(), detector, renderers={"ldfa": Spy()}, planner=Alternate())
+    result = pipeline.process_many([FrameInput(astronaut, extra_faces=[other])])[0]
+    assert seen == [(1, 2)]
+    assert sorted(f.method for f in result.faces) == ["blur", "ldfa"]

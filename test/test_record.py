@@ -38,6 +38,9 @@ def test_recorder_writes_an_mcap_that_reads_back(tmp_path) -> None:
     rec.write("/cam0/faces", 2000, detections(store))
     rec.close()
     assert (rec.written, rec.dropped, rec.errors) == (6, 0, 0)
+    assert not rec.write("/cam0/anonymized", 3000, image(store, 9)), "a closed recording refuses, and counts"
+    rec.close()
+    assert (rec.written, rec.dropped) == (6, 1)
     assert list((tmp_path / "bag").glob("*.mcap"))
     with AnyReader([tmp_path / "bag"], default_typestore=typestore()) as reader:
         got = [(c.topic, t, reader.deserialize(d, c.msgtype)) for c, t, d in reader.messages()]

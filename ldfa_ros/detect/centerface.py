@@ -64,7 +64,7 @@ def providers_for(device: str, engine_cache: str | None = None) -> list:
     chain: list = []
     if device == "tensorrt":
         if "TensorrtExecutionProvider" not in available:
-            raise RuntimeError(
+            raise ValueError(
                 "detector device 'tensorrt' needs onnxruntime-gpu with TensorRT "
                 f"(available providers: {sorted(available)})"
             )
@@ -83,7 +83,7 @@ def providers_for(device: str, engine_cache: str | None = None) -> list:
         )
     if device in ("tensorrt", "cuda"):
         if "CUDAExecutionProvider" not in available:
-            raise RuntimeError(
+            raise ValueError(
                 f"detector device {device!r} needs onnxruntime-gpu (available: {sorted(available)})"
             )
         chain.append("CUDAExecutionProvider")
@@ -161,7 +161,7 @@ def _decode(
     cy = (ys + offset[0, ys, xs] + 0.5) * 4
     cx = (xs + offset[1, ys, xs] + 0.5) * 4
     x1, y1 = cx - bw / 2, cy - bh / 2
-    boxes = np.stack([x1, y1, x1 + bw, y1 + bh], axis=1)
+    boxes = np.stack([x1, y1, cx + bw / 2, cy + bh / 2], axis=1)  # finite after clipping even if exp overflows
     lm_x = marks[1::2, ys, xs].T * bw[:, None] + x1[:, None]
     lm_y = marks[0::2, ys, xs].T * bh[:, None] + y1[:, None]
     landmarks = np.stack([lm_x, lm_y], axis=2)

@@ -57,8 +57,10 @@ def _resized(a: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(a, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def cut(image: np.ndarray, region: Region, resolution: int) -> Crop:
-    """The model input for one face region of an H x W x 3 uint8 frame."""
+def cut(image: np.ndarray, region: Region, resolution: int, hidden: Sequence[Region] = ()) -> Crop:
+    """The model input for one face region of an H x W x 3 uint8 frame. Every region in `hidden`
+    (the frame's other faces) that reaches into the crop is masked too: the model never sees a raw
+    face, its own or a neighbour's."""
     x1, y1, x2, y2 = region.roi
     side = int(np.ceil(max(x2 - x1, y2 - y1) * CONTEXT))
     x, y = (x1 + x2 - side) // 2, (y1 + y2 - side) // 2
@@ -67,7 +69,12 @@ def cut(image: np.ndarray, region: Region, resolution: int) -> Crop:
     square = cv2.copyMakeBorder(image[fy1:fy2, fx1:fx2], fy1 - y, y + side - fy2, fx1 - x, x + side - fx2,
                                 cv2.BORDER_REPLICATE)
     mask = np.zeros((side, side), np.float32)
-    mask[y1 - y:y2 - y, x1 - x:x2 - x] = region.alpha > 0
+    for other in (region, *hidden):
+        ox1, oy1, ox2, oy2 = other.roi
+        cx1, cy1, cx2, cy2 = max(ox1, x), max(oy1, y), min(ox2, x + side), min(oy2, y + side)
+        if cx2 > cx1 and cy2 > cy1:
+            inside = other.alpha[cy1 - oy1:cy2 - oy1, cx1 - ox1:cx2 - ox1] > 0
+            mask[cy1 - y:cy2 - y, cx1 - x:cx2 - x][inside] = 1
     valid = np.zeros((side, side), np.uint8)
     valid[fy1 - y:fy2 - y, fx1 - x:fx2 - x] = 1
     return Crop(_resized(square, resolution), _resized(mask, resolution) > 0,  # any coverage: generate it
@@ -164,7 +171,7 @@ class LdfaRenderer:
             chunk = items[start:start + size]
             start += size
             t0 = time.perf_counter()
-            crops = [cut(job.image, region, self.resolution) for job, _, region in chunk]
+            crops = [cut(job.image, region, self.resolution, job.hidden) for job, _, region in chunk]
             padded = crops + [crops[-1]] * (size - len(chunk))
             seeds = [face_seed(self.seed, job.stream, face.track_id) for job, face, _ in chunk]
             t1 = time.perf_counter()

@@ -87,6 +87,8 @@ def resolve(name: str, kind: str, cache_dir: str | Path | None = None) -> Path:
 def find(settings: Settings, cache_dir: str | Path | None = None) -> dict[str, Path]:
     """Folders of every weight `settings` asks for; one ModelMissingError listing all that are missing."""
     wanted = {"model": settings.model, "tiny_vae": settings.tiny_vae, "lora": settings.lora}
+    if not settings.model:
+        raise ModelError("model is empty: name an inpainting model folder or Hugging Face id")
     found: dict[str, Path] = {}
     missing: dict[str, tuple[str, str]] = {}
     for kind, name in wanted.items():
