@@ -19,6 +19,7 @@ _INPUT = "input.1"
 _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks
 _STRIDE = 32
 _NMS_IOU = 0.3
+_MAX_LOG_SCALE = 10.0  # boxes up to ~88,000 px: larger than any frame
 
 
 def default_model_path() -> Path:
@@ -156,12 +157,12 @@ def _decode(
     ys, xs = np.nonzero(heatmap > threshold)
     if len(ys) == 0:
         return Detections.empty()
-    bh = np.exp(log_scale[0, ys, xs]) * 4
-    bw = np.exp(log_scale[1, ys, xs]) * 4
+    sizes = np.exp(np.minimum(log_scale[:, ys, xs], _MAX_LOG_SCALE)) * 4  # no overflow on a corrupt output
+    bh, bw = sizes[0], sizes[1]
     cy = (ys + offset[0, ys, xs] + 0.5) * 4
     cx = (xs + offset[1, ys, xs] + 0.5) * 4
     x1, y1 = cx - bw / 2, cy - bh / 2
-    boxes = np.stack([x1, y1, cx + bw / 2, cy + bh / 2], axis=1)  # finite after clipping even if exp overflows
+    boxes = np.stack([x1, y1, x1 + bw, y1 + bh], axis=1)
     lm_x = marks[1::2, ys, xs].T * bw[:, None] + x1[:, None]
     lm_y = marks[0::2, ys, xs].T * bh[:, None] + y1[:, None]
     landmarks = np.stack([lm_x, lm_y], axis=2)
