@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -51,6 +52,10 @@ from .track import window_faces
 log = logging.getLogger("ldfa_ros.bag")
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+# Pixels ldfa cannot anonymize: images inside other messages, and compressed video streams.
+EMBEDDED_IMAGE = re.compile(r"\bsensor_msgs/(msg/)?(Image|CompressedImage)\b")
+VIDEO_TYPES = ("foxglove_msgs/msg/CompressedVideo", "ffmpeg_image_transport_msgs/msg/FFMPEGPacket",
+               "theora_image_transport/msg/Packet")
 BARE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
 RENDER_BATCH = 4  # frames per pipeline call, so a GPU renderer can batch the faces of several frames
 ERRORS_LISTED = 100  # per topic in the report; all are counted
@@ -501,7 +506,8 @@ def _copy_bag(source: Path, written: Path, src_fmt: BagFormat, dst_fmt: BagForma
 
 
 def _select(reader: AnyReader, source: Path, topics: Sequence[str] | None) -> tuple[list[Connection], list[str]]:
-    """Image connections to anonymize (all, or those of `topics`), and image topics left as recorded."""
+    """Image connections to anonymize (all, or those of `topics`), and topics with pixels left as recorded:
+    image topics not selected, images embedded in other message types, and video streams."""
     images = {c.topic for c in reader.connections if c.msgtype in IMAGE_TYPES}
     if topics:
         for topic in topics:
@@ -512,6 +518,8 @@ def _select(reader: AnyReader, source: Path, topics: Sequence[str] | None) -> tu
                                f"{', '.join(sorted(images)) or 'none'}")
         images = set(topics)
     untouched = sorted({c.topic for c in reader.connections if c.msgtype in IMAGE_TYPES} - images)
+    untouched += sorted({c.topic for c in reader.connections if c.msgtype not in IMAGE_TYPES and (
+        c.msgtype in VIDEO_TYPES or EMBEDDED_IMAGE.search(c.msgdef.data or ""))})
     return [c for c in reader.connections if c.topic in images and c.msgtype in IMAGE_TYPES], untouched
 
 
@@ -560,7 +568,8 @@ def run_bag(args: argparse.Namespace) -> int:
     if not report["image_topics"]:
         print(f"ldfa bag: warning: {source} has no image topics to anonymize; it was copied as is", file=sys.stderr)
     for name in report["image_topics_not_anonymized"]:
-        print(f"ldfa bag: warning: image topic {name} was not selected and is copied as recorded", file=sys.stderr)
+        print(f"ldfa bag: warning: {name} carries images that are not anonymized (not selected, embedded in "
+              "another message type, or video): it is copied as recorded", file=sys.stderr)
     for name, topic in report["image_topics"].items():
         for err in topic["errors"]:
             print(f"ldfa bag: {source}: {name} message #{err['index']}: {err['error']} ({err['action']})",

@@ -129,6 +129,26 @@ def test_untouched_image_topics_are_reported(runs: dict, tmp_path: Path, detecto
     assert [r for _, r, _ in msgs_out["/cam/rgb"]] == [r for _, r, _ in msgs_in["/cam/rgb"]]
 
 
+def test_images_inside_other_message_types_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Pixels ldfa cannot reach (an Image field of a custom message) are copied, but never silently."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    from bags import image_message, scene
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    store.register(get_types_from_msg("sensor_msgs/Image image\nstring note\n", "my_msgs/msg/Framed"))
+    src = tmp_path / "framed"
+    with Writer(src, version=8, storage_plugin=StoragePlugin.SQLITE3) as writer:
+        conn = writer.add_connection("/framed", "my_msgs/msg/Framed", typestore=store)
+        inner = image_message(store, "sensor_msgs/msg/Image", "rgb8", scene(), 1, "cam")
+        msg = store.types["my_msgs/msg/Framed"](inner, "a face inside")
+        writer.write(conn, 1, store.serialize_cdr(msg, "my_msgs/msg/Framed"))
+    assert main(["bag", str(src), "-o", str(tmp_path / "out")]) == 0
+    assert report_json(tmp_path / "out")["image_topics_not_anonymized"] == ["/framed"]
+    assert "/framed carries images that are not anonymized" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("kind", ["sqlite3", "ros1"])
 def test_corrupt_image_messages_fail_closed(tmp_path: Path, kind: str, capsys: pytest.CaptureFixture) -> None:
     src = write_bag(tmp_path / KINDS[kind], kind, corrupt={"/cam/rgb": 2, "/cam/jpeg": 2}).path
