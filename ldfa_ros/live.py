@@ -259,7 +259,7 @@ class LiveAnonymizer:
             if len(results) != len(decoded):
                 raise RuntimeError(f"pipeline returned {len(results)} results for {len(decoded)} frames")
         except Exception as exc:  # noqa: BLE001 - the pipeline fails closed itself; this is the backstop
-            results = [self._whole_frame(f.rgb, f"pipeline: {type(exc).__name__}: {exc}") for _, _, f in decoded]
+            results = [self.pipeline.fail_closed(f.rgb, "pipeline", exc) for _, _, f in decoded]
         for (camera, arrival, frame), result in zip(decoded, results):
             self._emit(camera, arrival, frame, result)
             done.add(camera)
@@ -271,16 +271,6 @@ class LiveAnonymizer:
             return None
         left = min(a.reference for a in arrivals) * 1000 + budget - self._clock() * 1000
         return max(left, SPENT_BUDGET_MS)
-
-    def _whole_frame(self, rgb: np.ndarray, error: str) -> FrameResult:
-        """The pipeline's own fail-closed result, for failures outside it."""
-        full = np.ones(rgb.shape[:2], bool)
-        if self.pipeline.settings.on_error == "blur":
-            try:
-                return FrameResult(blur_frame(rgb), full, error=error)
-            except Exception as exc:  # noqa: BLE001
-                error += f"; whole-frame blur failed: {exc}"
-        return FrameResult(None, full, error=error)
 
     def _emit(self, camera: str, arrival: Arrival, frame: frames.DecodedFrame, result: FrameResult) -> None:
         error, msg = result.error, None

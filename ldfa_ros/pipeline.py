@@ -156,7 +156,7 @@ class Pipeline:
         try:
             outputs = self._render([frames[i] for i in live], [faces_per_frame[i] for i in live], plans, deadline)
         except Exception as exc:  # noqa: BLE001 - e.g. regions or output buffers: fail the tick closed
-            outputs = [self._fail(frames[i].rgb, "render", exc) for i in live]
+            outputs = [self.fail_closed(frames[i].rgb, "render", exc) for i in live]
         for i, output in zip(live, outputs):
             output.timings_ms = {**timings[i], "plan": timing_plan, **output.timings_ms}
             results[i] = output
@@ -168,21 +168,21 @@ class Pipeline:
 
     def _find_faces(self, frame: FrameInput) -> tuple[FrameResult | None, list[Face], dict[str, float]]:
         if frame.upstream_error is not None:
-            return self._fail(frame.rgb, "upstream", RuntimeError(frame.upstream_error)), [], {}
+            return self.fail_closed(frame.rgb, "upstream", RuntimeError(frame.upstream_error)), [], {}
         t0 = time.perf_counter()
         try:
             detections = frame.detections if frame.detections is not None else self.detect(frame.rgb)
             if not np.isfinite(detections.boxes).all():
                 raise ValueError("detector returned non-finite boxes")
         except Exception as exc:  # noqa: BLE001 - any detector fault must fail closed
-            return self._fail(frame.rgb, "detect", exc), [], {}
+            return self.fail_closed(frame.rgb, "detect", exc), [], {}
         t1 = time.perf_counter()
         try:
             faces = self.trackers.update(frame.stream, detections) + list(frame.extra_faces)
             if not all(np.isfinite(f.box).all() for f in faces):
                 raise ValueError("non-finite face box")
         except Exception as exc:  # noqa: BLE001
-            return self._fail(frame.rgb, "track", exc), [], {}
+            return self.fail_closed(frame.rgb, "track", exc), [], {}
         t2 = time.perf_counter()
         return None, faces, {"detect": (t1 - t0) * 1000, "track": (t2 - t1) * 1000}
 
@@ -213,7 +213,7 @@ class Pipeline:
         error = self._run("blur", blur_work, outputs)
         if error is not None:
             for index in {e.index for e in blur_work}:
-                outputs[index] = self._fail(frames[index].rgb, "render", error)
+                outputs[index] = self.fail_closed(frames[index].rgb, "render", error)
         return outputs
 
     def _run(self, method: str, entries: list[_Work], outputs: list[FrameResult]) -> Exception | None:
@@ -234,8 +234,9 @@ class Pipeline:
                 self.counters[f"faces_{decision.method}"] += 1
         return None
 
-    def _fail(self, rgb: np.ndarray, stage: str, exc: BaseException) -> FrameResult:
-        """Fail closed: the whole frame blurred, or dropped; never the input."""
+    def fail_closed(self, rgb: np.ndarray, stage: str, exc: BaseException) -> FrameResult:
+        """Fail closed: the whole frame blurred, or dropped; never the input. Counted and logged; also
+        for failures outside the pipeline (e.g. the live node's worker)."""
         self.counters[f"failed_{stage}"] += 1
         log.error("%s failed (%s: %s); frame %s", stage, type(exc).__name__, exc,
                   "dropped" if self.settings.on_error == "drop" else "blurred whole")

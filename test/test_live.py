@@ -242,6 +242,7 @@ def test_pipeline_crash_is_caught_and_fails_closed(astronaut) -> None:
     for out in published:
         assert out.error.startswith("pipeline: MemoryError")
         assert_face_hidden(pixels(out.msg), astronaut, np.array([0, 0, 512, 512]))
+    assert anonymizer.pipeline.counters["failed_pipeline"] == 2
 
 
 def test_encode_failure_retries_as_whole_blur_then_gives_up(astronaut, monkeypatch) -> None:
