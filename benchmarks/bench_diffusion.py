@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from ldfa_ros.budget import batches  # noqa: E402
-from ldfa_ros.pipeline import RenderJob  # noqa: E402
+from ldfa_ros.render.job import RenderJob  # noqa: E402
 from ldfa_ros.render.ldfa import LdfaRenderer  # noqa: E402
 from ldfa_ros.render.models import DiffusionModel  # noqa: E402
 from ldfa_ros.render.regions import face_region  # noqa: E402

@@ -10,40 +10,21 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .budget import DeadlineExceeded, Decision, Planner
 from .detect import Detections
 from .render.classic import CLASSIC_RENDERERS, blur_frame
-from .render.regions import Region, changed_mask, face_region
+from .render.job import Renderer, RenderJob
+from .render.regions import changed_mask, face_region
 from .settings import Settings
 from .track import Face, StreamTrackers
 
 log = logging.getLogger("ldfa_ros")
 
 Detector = Callable[..., Detections]
-
-
-@dataclass
-class RenderJob:
-    """One frame's faces for one renderer; `image` is the frame's output copy, changed in place.
-    `deadline` (a `time.perf_counter()` instant, None without a budget) is when the frame is due;
-    `hidden` holds all face regions of the frame, which a generative renderer must not show its model."""
-
-    image: np.ndarray
-    stream: str
-    faces: list[Face]
-    regions: list[Region]
-    deadline: float | None = None
-    hidden: list[Region] = field(default_factory=list)  # every face region of the frame, whatever its method
-
-
-class Renderer(Protocol):
-    """Hides faces. One call takes the faces of many frames, so a GPU renderer can batch them."""
-
-    def render(self, jobs: Sequence[RenderJob]) -> None: ...
 
 
 @dataclass

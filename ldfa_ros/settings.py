@@ -60,7 +60,8 @@ class Settings:
                           "encode/decode, folder or id; empty to use the model's own VAE")
     scheduler: str = _spec("auto", "diffusion sampler: lcm, dpm, ddim, euler (ancestral) or auto (lcm with a LoRA, "
                            "else dpm)", choices=("auto", "lcm", "dpm", "ddim", "euler"))
-    steps: int = _spec(4, "denoising steps per face (4 with LCM-LoRA; about 20 without)", low=1, high=100)
+    steps: int = _spec(0, "denoising steps per face; 0: the scheduler's default (lcm 4, others 20); 2-4 suit "
+                       "LCM-LoRA, which takes at most 50", low=0, high=100)
     resolution: int = _spec(256, "side in pixels of the square face crop the diffusion model works at, a multiple "
                             "of 64 (256 is fast; 512 is SD's native size)", low=64, high=1024)
     prompt: str = _spec("", "text prompt for the generated faces (the paper: empty)")

@@ -2,9 +2,11 @@
 the real diffusers classes and loaded from disk through the same path users take (no download)."""
 from __future__ import annotations
 
+import ast
 import logging
 import shutil
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,9 +19,12 @@ from tiny_sd import TEXT_DIM, save_tiny_models
 from ldfa_ros.budget import DeadlineExceeded, Planner
 from ldfa_ros.cli import main
 from ldfa_ros.detect import Detections
-from ldfa_ros.pipeline import FrameInput, Pipeline, RenderJob, build_pipeline
-from ldfa_ros.render.ldfa import Crop, LdfaRenderer, match_colour
-from ldfa_ros.render.models import ModelError, ModelMissingError, build_renderer, resolve, wanted_files
+from ldfa_ros.pipeline import FrameInput, Pipeline, build_pipeline
+from ldfa_ros.render.graphs import StaticUNet
+from ldfa_ros.render.job import RenderJob
+from ldfa_ros.render.ldfa import LdfaRenderer, match_colour
+from ldfa_ros.render.models import (LCM_MAX_STEPS, ModelError, ModelMissingError, build_renderer, denoising_steps,
+                                    resolve, wanted_files)
 from ldfa_ros.render.regions import face_region
 from ldfa_ros.settings import Settings
 from ldfa_ros.track import Face
@@ -274,14 +279,14 @@ def test_resolution_must_suit_the_model(tiny):
 
 def test_colour_is_matched_in_a_ring_around_the_mask():
     rng = np.random.default_rng(1)
-    pixels = rng.integers(60, 200, (RES, RES, 3)).astype(np.uint8)
-    mask = np.zeros((RES, RES), bool)
-    mask[16:48, 16:48] = True
-    crop = Crop(pixels, mask, np.ones_like(mask), 0, 0, RES)
-    drifted = pixels.astype(np.float32) + np.array([30, -20, 10], np.float32)
-    matched = match_colour(drifted, crop)
-    ring = (cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~mask
-    assert np.allclose(matched[ring].mean(0), pixels[ring].mean(0), atol=0.5)
+    pixels = torch.from_numpy(rng.integers(60, 200, (2, 3, RES, RES)).astype(np.float32))
+    mask = torch.zeros((2, 1, RES, RES), dtype=torch.bool)
+    mask[:, :, 16:48, 16:48] = True
+    drifted = pixels + torch.tensor([30.0, -20.0, 10.0])[None, :, None, None]
+    matched = match_colour(drifted, pixels, mask)
+    ring = (cv2.dilate(mask[0, 0].numpy().astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~mask[0, 0].numpy()
+    for i in range(2):
+        assert np.allclose(matched[i][:, ring].mean(1), pixels[i][:, ring].mean(1), atol=0.5)
 
 
 def test_download_fetches_one_full_precision_copy_of_each_part():
@@ -317,3 +322,120 @@ def test_cli_image_with_ldfa_and_its_errors(tiny, tmp_path, astronaut, capsys):
     assert main(["models", "check", *weights]) == 0
     assert main(args[:-6] + ["--model", "nobody/no-such-model"]) == 2
     assert "ldfa models download nobody/no-such-model" in capsys.readouterr().err
+
+
+def unet_inputs(renderer: LdfaRenderer, monkeypatch) -> list[torch.Tensor]:
+    """Every UNet input (noisy latents, mask, masked-image latents) of the calls that follow."""
+    seen: list[torch.Tensor] = []
+    forward = renderer.model.unet.forward
+
+    def spy(x, *args, **kwargs):
+        seen.append(x.clone())
+        return forward(x, *args, **kwargs)
+
+    monkeypatch.setattr(renderer.model.unet, "forward", spy)
+    return seen
+
+
+def test_a_face_at_the_frame_edge_never_reaches_the_model(renderer, astronaut, monkeypatch):
+    """A face touching the frame's edge: its crop sticks out of the frame. Scrambling every pixel of the
+    face's region changes nothing the UNet is given (the out-of-frame part is masked, not copied from the edge)."""
+    box = np.array([0, 150, 90, 270.0])
+    seen = unet_inputs(renderer, monkeypatch)
+    outputs = []
+    for seed in (None, 0, 1):
+        frame = astronaut.copy()
+        face_job = job(frame, box=box)
+        region = face_job.regions[0]
+        assert region.roi[0] == 0 and (region.alpha[:, 0] > 0).any()  # the region reaches the edge
+        if seed is not None:
+            inside = face_job.image[region.slices]
+            covered = region.alpha > 0
+            inside[covered] = np.random.default_rng(seed).integers(0, 256, (int(covered.sum()), 3))
+        renderer.render([face_job])
+        outputs.append(face_job.image[region.slices][region.alpha >= 1])
+    assert len(seen) == 3 * renderer.steps
+    for step in range(renderer.steps):
+        runs = seen[step::renderer.steps]
+        assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])
+    assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
+
+
+def test_non_finite_model_output_is_a_counted_failure_and_the_face_is_blurred(renderer, astronaut, monkeypatch):
+    def nan_decoder(latents, return_dict=False):
+        side = latents.shape[-1] * renderer.scale
+        return (torch.full((latents.shape[0], 3, side, side), float("nan")),)
+
+    monkeypatch.setattr(renderer.model.vae, "decode", nan_decoder)
+    pipeline = Pipeline(Settings(method="ldfa"), None, {"ldfa": renderer})
+    result = pipeline.process_many([given_face(astronaut)])[0]
+    assert [(f.method, f.reason) for f in result.faces] == [("blur", "ldfa failed: NonFiniteOutputError")]
+    assert pipeline.counters["fallback_ldfa_error"] == 1 and pipeline.counters["faces_blur"] == 1
+    assert_face_hidden(result.image, astronaut)
+    x1, y1, x2, y2 = ASTRONAUT_FACE.astype(int)
+    assert result.image[y1:y2, x1:x2].std() > 1  # blurred, not a flat patch
+
+
+def test_steps_default_to_what_each_scheduler_needs(tiny):
+    assert Settings().steps == 0
+    assert denoising_steps(Settings(), "lcm") == 4 and denoising_steps(Settings(), "dpm") == 20
+    assert denoising_steps(Settings(steps=3), "lcm") == 3
+    dpm = build_renderer(tiny_settings(tiny, lora="", steps=0))  # auto: DPM++ without a LoRA
+    assert type(dpm.model.scheduler).__name__ == "DPMSolverMultistepScheduler" and dpm.steps == 20
+    assert build_renderer(tiny_settings(tiny, steps=0)).steps == 4  # auto: LCM with LCM-LoRA
+
+
+def test_lcm_above_its_step_limit_is_refused_before_loading(tiny, tmp_path, astronaut, capsys):
+    from diffusers import LCMScheduler
+
+    LCMScheduler().set_timesteps(LCM_MAX_STEPS)  # the real scheduler's limit is ours
+    with pytest.raises(ValueError):
+        LCMScheduler().set_timesteps(LCM_MAX_STEPS + 1)
+    with pytest.raises(ModelError, match="lcm scheduler takes at most 50"):
+        build_renderer(tiny_settings(tiny, steps=60))
+    assert build_renderer(tiny_settings(tiny, lora="", scheduler="dpm", steps=60)).steps == 60
+    src = tmp_path / "a.png"
+    cv2.imwrite(str(src), astronaut)
+    args = ["image", str(src), "-o", str(tmp_path / "out"), "--method", "ldfa", "--steps", "60", "--model",
+            str(tiny["model"]), "--lora", str(tiny["lora"]), "--tiny-vae", str(tiny["tiny_vae"])]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "at most 50" in err and "Traceback" not in err
+
+
+def test_the_renderers_never_import_the_pipeline():
+    """Data flows one way: pipeline.py builds render jobs, render/ only receives them (no import cycle)."""
+    for path in (Path(__file__).resolve().parents[1] / "ldfa_ros" / "render").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module not in ("pipeline", "ldfa_ros.pipeline"), f"{path.name} imports the pipeline"
+
+
+def test_static_buffers_give_the_eager_results(renderer, astronaut):
+    """The graph path's static buffers, run eagerly (the CPU): each shape gets one set of buffers, refilled
+    every call, and the results are the UNet's own."""
+    unet = renderer.model.unet
+    static = StaticUNet(unet, graphs=False)
+    rng = torch.Generator().manual_seed(0)
+    embeds = renderer.model.prompt_embeds
+    for batch in (1, 2, 1):
+        x = torch.randn(batch, 9, RES // 8, RES // 8, generator=rng)
+        t = torch.tensor(500 - 100 * batch)
+        with torch.inference_mode():
+            expected = unet(x, t, encoder_hidden_states=embeds.expand(batch, -1, -1), return_dict=False)[0]
+            got = static(x, t, embeds.expand(batch, -1, -1))
+        assert torch.equal(got, expected)
+    assert len(static._entries) == 2 and static.captures == 0
+    assert renderer.unet.graphs is False  # the CPU renderer runs the same buffers eagerly
+
+
+def test_padded_buckets_give_each_face_its_own_result(renderer, astronaut):
+    """3 faces go in a bucket of 4 (padded): each equals the face rendered alone."""
+    boxes = [ASTRONAUT_FACE, np.array([20, 300, 80, 380.0]), np.array([400, 40, 440, 90.0])]
+    together = [job(astronaut, i, box=b) for i, b in enumerate(boxes)]
+    renderer.render(together)
+    for i, b in enumerate(boxes):
+        alone = job(astronaut, i, box=b)
+        renderer.render([alone])
+        assert np.abs(alone.image.astype(int) - together[i].image).max() <= 1

@@ -14,7 +14,7 @@ import numpy as np
 from .regions import Region, blend
 
 if TYPE_CHECKING:
-    from ..pipeline import RenderJob
+    from .job import RenderJob
 
 BLUR_CELLS = 6  # samples across a face that survive blurring
 PIXELATE_CELLS = 8  # blocks across a face

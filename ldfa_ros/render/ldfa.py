@@ -15,16 +15,16 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
-import cv2
 import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..budget import BUCKETS, DeadlineExceeded, LatencyModel, batches
+from .graphs import StaticUNet
+from .job import RenderJob
 from .regions import Region, blend, face_region
 
 if TYPE_CHECKING:
-    from ..pipeline import RenderJob
     from ..track import Face
     from .models import DiffusionModel
 
@@ -40,77 +40,98 @@ def face_seed(seed: int, stream: str, track_id: int) -> int:
 
 @dataclass(frozen=True)
 class Crop:
-    """A face's model input cut from the square of side `side` at (`x`, `y`) of the frame (it may
-    stick out of the frame: edge pixels are repeated). `mask` marks what the model must generate:
-    every pixel the region may write. `valid` marks pixels inside the frame. All R x R."""
+    """A face's square of side `side` at (`x`, `y`) of the frame; it may stick out of the frame, and
+    what lies outside is black in `pixels` (side x side x 3 uint8) and set in `mask` (side x side bool),
+    which marks what the model must generate: every pixel a face region may write, and all it cannot see."""
 
     pixels: np.ndarray
     mask: np.ndarray
-    valid: np.ndarray
     x: int
     y: int
     side: int
 
 
-def _resized(a: np.ndarray, size: int) -> np.ndarray:
-    shrink = a.shape[0] > size
-    return cv2.resize(a, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def cut(image: np.ndarray, region: Region, resolution: int, hidden: Sequence[Region] = ()) -> Crop:
-    """The model input for one face region of an H x W x 3 uint8 frame. Every region in `hidden`
+def cut(image: np.ndarray, region: Region, hidden: Sequence[Region] = ()) -> Crop:
+    """The square around one face region of an H x W x 3 uint8 frame. Every region in `hidden`
     (the frame's other faces) that reaches into the crop is masked too: the model never sees a raw
-    face, its own or a neighbour's."""
+    face, its own or a neighbour's. Outside the frame is masked, not repeated: repeating the edge would
+    copy the pixels of a face touching it into the unmasked context."""
     x1, y1, x2, y2 = region.roi
     side = int(np.ceil(max(x2 - x1, y2 - y1) * CONTEXT))
     x, y = (x1 + x2 - side) // 2, (y1 + y2 - side) // 2
     h, w = image.shape[:2]
     fx1, fy1, fx2, fy2 = max(x, 0), max(y, 0), min(x + side, w), min(y + side, h)
-    square = cv2.copyMakeBorder(image[fy1:fy2, fx1:fx2], fy1 - y, y + side - fy2, fx1 - x, x + side - fx2,
-                                cv2.BORDER_REPLICATE)
-    mask = np.zeros((side, side), np.float32)
+    square = np.zeros((side, side, 3), np.uint8)
+    square[fy1 - y:fy2 - y, fx1 - x:fx2 - x] = image[fy1:fy2, fx1:fx2]
+    mask = np.ones((side, side), bool)
+    mask[fy1 - y:fy2 - y, fx1 - x:fx2 - x] = False
     for other in (region, *hidden):
         ox1, oy1, ox2, oy2 = other.roi
         cx1, cy1, cx2, cy2 = max(ox1, x), max(oy1, y), min(ox2, x + side), min(oy2, y + side)
         if cx2 > cx1 and cy2 > cy1:
             inside = other.alpha[cy1 - oy1:cy2 - oy1, cx1 - ox1:cx2 - ox1] > 0
-            mask[cy1 - y:cy2 - y, cx1 - x:cx2 - x][inside] = 1
-    valid = np.zeros((side, side), np.uint8)
-    valid[fy1 - y:fy2 - y, fx1 - x:fx2 - x] = 1
-    return Crop(_resized(square, resolution), _resized(mask, resolution) > 0,  # any coverage: generate it
-                cv2.resize(valid, (resolution, resolution), interpolation=cv2.INTER_NEAREST) > 0, x, y, side)
+            mask[cy1 - y:cy2 - y, cx1 - x:cx2 - x] |= inside
+    return Crop(square, mask, x, y, side)
 
 
-def match_colour(generated: np.ndarray, crop: Crop) -> np.ndarray:
-    """Shift the generated colours so that, in a ring just outside the mask, they average what the
-    frame has there: the model's colour drift would otherwise show as a seam."""
-    width = max(3, round(crop.mask.shape[0] * SEAM) | 1)
-    grown = cv2.dilate(crop.mask.astype(np.uint8), np.ones((width, width), np.uint8)) > 0
-    ring = grown & ~crop.mask & crop.valid
-    if not ring.any():
-        return generated
-    shift = crop.pixels[ring].astype(np.float32).mean(0) - generated[ring].mean(0)
-    return np.clip(generated + shift, 0, 255)
+def resized(t: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of N x C x H x W float to `size` x `size`, antialiased when shrinking (area-like).
+    Every output pixel is a non-negative mix of input pixels, so a resized mask marks (> 0) every pixel
+    that mixes in a masked one."""
+    return torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", antialias=True,
+                                           align_corners=False)
 
 
-def paste(image: np.ndarray, region: Region, crop: Crop, generated: np.ndarray) -> None:
-    """Blend the generated R x R x 3 crop (float 0-255) into `image` through the region's alpha."""
-    full = _resized(generated, crop.side)
-    x1, y1, x2, y2 = region.roi
-    blend(image, region, full[y1 - crop.y:y2 - crop.y, x1 - crop.x:x2 - crop.x])
+def model_inputs(crops: Sequence[Crop], resolution: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """B x 3 x R x R float 0-255 crops and B x 1 x R x R bool masks on `device` (resized there, in fp32)."""
+    pixels, masks = [], []
+    for crop in crops:
+        square = torch.from_numpy(crop.pixels).to(device).permute(2, 0, 1)[None].float()
+        pixels.append(resized(square, resolution))
+        masks.append(resized(torch.from_numpy(crop.mask).to(device)[None, None].float(), resolution) > 0)
+    return torch.cat(pixels), torch.cat(masks)
+
+
+def match_colour(generated: torch.Tensor, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Shift each generated crop's colours so that, in a ring just outside the mask, they average what
+    the frame has there: the model's colour drift would otherwise show as a seam. B x 3 x R x R."""
+    width = max(3, round(mask.shape[-1] * SEAM) | 1)
+    grown = torch.nn.functional.max_pool2d(mask.float(), width, stride=1, padding=width // 2) > 0
+    ring = (grown & ~mask).to(generated.dtype)
+    count = ring.sum(dim=(2, 3), keepdim=True)
+    shift = ((pixels - generated) * ring).sum(dim=(2, 3), keepdim=True) / count.clamp(min=1)
+    return (generated + shift).clamp(0, 255)
+
+
+def patches(generated: torch.Tensor, crops: Sequence[Crop], regions: Sequence[Region]) -> list[np.ndarray]:
+    """Each face's region cut from its generated crop (B x 3 x R x R, 0-255) scaled back to the frame,
+    as uint8 roi-sized arrays for `blend` (only these bytes leave the device)."""
+    out = []
+    for crop, region, one in zip(crops, regions, generated):
+        x1, y1, x2, y2 = region.roi
+        full = resized(one[None].float(), crop.side)[0, :, y1 - crop.y:y2 - crop.y, x1 - crop.x:x2 - crop.x]
+        out.append(full.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy())
+    return out
+
+
+class NonFiniteOutputError(RuntimeError):
+    """The model produced NaN or inf (e.g. an fp16 overflow): the pipeline blurs those faces."""
 
 
 class LdfaRenderer:
     """The pipeline's `ldfa` renderer: drives a 9-channel SD inpainting UNet and a scheduler itself
     (no per-face pipeline call), over batches of every face of every job of a tick.
 
-    Each batch's measured time teaches `latency`, which the planner asks through `predicted_ms`.
-    A job's `deadline` (a `time.perf_counter()` instant) makes a batch stop with DeadlineExceeded as
-    soon as it projects to finish late; the pipeline then blurs those faces.
+    Everything between cutting the crops and blending the result runs on the model's device: resizing,
+    masking, TAESD, the UNet (replayed from one CUDA graph per batch bucket on a GPU: `cuda_graphs`),
+    colour matching and scaling back. Each batch's measured time teaches `latency`, which the planner
+    asks through `predicted_ms`. A job's `deadline` (a `time.perf_counter()` instant) makes a batch stop
+    with DeadlineExceeded as soon as it projects to finish late; the pipeline then blurs those faces.
     """
 
     def __init__(self, model: DiffusionModel, *, resolution: int, steps: int, guidance: float = 1.0, seed: int = 0,
-                 latency: LatencyModel | None = None, buckets: Sequence[int] = BUCKETS) -> None:
+                 latency: LatencyModel | None = None, buckets: Sequence[int] = BUCKETS,
+                 cuda_graphs: bool = True) -> None:
         self.scale = 2 ** (len(_encoder_channels(model.vae)) - 1)
         multiple = self.scale * 2 ** (len(model.unet.config.block_out_channels) - 1)
         if resolution % multiple:
@@ -122,6 +143,7 @@ class LdfaRenderer:
         self.seed = seed
         self.latency = latency or LatencyModel()
         self.buckets = tuple(sorted(buckets))
+        self.unet = StaticUNet(model.unet, graphs=cuda_graphs and model.device.type == "cuda")
         self.profile = False  # when True, CUDA is synchronised after each stage so `last_timings` are true
         self.last_timings: dict[str, float] = {}
         self._step_generator = "generator" in inspect.signature(model.scheduler.step).parameters
@@ -145,10 +167,10 @@ class LdfaRenderer:
             raise
 
     def warmup(self, budget_ms: float | None = None, repeats: int = 3) -> None:
-        """Measure the bucket sizes, smallest first, after one unmeasured call each (the first calls of a
-        shape pay for CUDA setup and kernel selection). Stops at a call slower than `budget_ms`: larger
-        buckets cannot fit either (the latency model bounds them from it), and on a CPU each takes minutes."""
-        from ..pipeline import RenderJob
+        """Measure the bucket sizes, smallest first, after one unmeasured call each (the first call of a
+        shape captures its CUDA graph and pays for kernel selection; `repeats=0` does only that). Stops at
+        a call slower than `budget_ms`: larger buckets cannot fit either (the latency model bounds them
+        from it), and on a CPU each takes minutes."""
         from ..track import Face
 
         res = self.resolution
@@ -171,36 +193,39 @@ class LdfaRenderer:
             chunk = items[start:start + size]
             start += size
             t0 = time.perf_counter()
-            crops = [cut(job.image, region, self.resolution, job.hidden) for job, _, region in chunk]
-            padded = crops + [crops[-1]] * (size - len(chunk))
+            captures = self.unet.captures
+            crops = [cut(job.image, region, job.hidden) for job, _, region in chunk]
+            padded = crops + [crops[-1]] * (size - len(chunk))  # the bucket's shape, so its graph replays
+            pixels, masks = model_inputs(padded, self.resolution, self.model.device)
             seeds = [face_seed(self.seed, job.stream, face.track_id) for job, face, _ in chunk]
             t1 = time.perf_counter()
             try:
-                out = self.generate(np.stack([c.pixels for c in padded]), np.stack([c.mask for c in padded]),
-                                    seeds + [0] * (size - len(chunk)), deadline, t0)
+                generated = self.generate(pixels, masks, seeds + [0] * (size - len(chunk)), deadline, t0)
             except DeadlineExceeded as exc:
-                if record:
+                if record and self.unet.captures == captures:
                     self.latency.observe(size, self.resolution, exc.projected_ms)
                 raise
             t2 = time.perf_counter()
-            for (job, _, region), crop, generated in zip(chunk, crops, out):
-                paste(job.image, region, crop, match_colour(generated, crop))
+            matched = match_colour(generated[:len(chunk)], pixels[:len(chunk)], masks[:len(chunk)])
+            for (job, _, region), patch in zip(chunk, patches(matched, crops, [r for _, _, r in chunk])):
+                blend(job.image, region, patch)
             t3 = time.perf_counter()
-            if record:
+            if record and self.unet.captures == captures:  # a call that captured a graph is no sample
                 self.latency.observe(size, self.resolution, (t3 - t0) * 1000)
             self.last_timings.update(crop=(t1 - t0) * 1000, composite=(t3 - t2) * 1000, total=(t3 - t0) * 1000)
 
     @torch.inference_mode()
-    def generate(self, pixels: np.ndarray, masks: np.ndarray, seeds: list[int], deadline: float | None = None,
-                 started: float | None = None) -> np.ndarray:
-        """Inpaint a batch: B x R x R x 3 uint8 crops and B x R x R bool masks to B x R x R x 3 float
-        0-255. Stops with DeadlineExceeded as soon as it projects to end after `deadline`."""
+    def generate(self, pixels: torch.Tensor, masks: torch.Tensor, seeds: list[int], deadline: float | None = None,
+                 started: float | None = None) -> torch.Tensor:
+        """Inpaint a batch: B x 3 x R x R float 0-255 crops and B x 1 x R x R bool masks (on the model's
+        device) to B x 3 x R x R float 0-255 there. Stops with DeadlineExceeded as soon as it projects to
+        end after `deadline`; raises NonFiniteOutputError when the model gives NaN or inf."""
         m = self.model
         started = time.perf_counter() if started is None else started
         clock = _Clock(m.device, self.profile or deadline is not None)
-        image = torch.from_numpy(pixels).to(m.device).permute(0, 3, 1, 2).to(m.dtype) / 127.5 - 1
-        mask = torch.from_numpy(masks).to(m.device)[:, None].to(m.dtype)
-        condition = _encode(m.vae, image * (mask < 0.5)) * m.vae.config.scaling_factor
+        mask = masks.to(m.dtype)
+        image = (pixels / 127.5 - 1).to(m.dtype) * (1 - mask)  # masked pixels are 0 (grey) for the encoder
+        condition = _encode(m.vae, image) * m.vae.config.scaling_factor
         mask = torch.nn.functional.max_pool2d(mask, self.scale)  # a latent is masked if any of its pixels is
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
         latents = randn_tensor(condition.shape, generator=generators, device=m.device, dtype=m.dtype)
@@ -217,7 +242,7 @@ class LdfaRenderer:
         for i, t in enumerate(m.scheduler.timesteps):
             x = torch.cat([latents, latents]) if guided else latents
             x = torch.cat([m.scheduler.scale_model_input(x, t), mask, condition], dim=1)
-            noise = m.unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
+            noise = self.unet(x, t, embeds)
             if guided:
                 uncond, cond = noise.chunk(2)
                 noise = uncond + self.guidance * (cond - uncond)
@@ -229,8 +254,10 @@ class LdfaRenderer:
                 projected = clock.now + (per_step * left + timings["encode"]) / 1000  # decoding ~ encoding
                 _check(deadline, projected, started)
         decoded = _decode(m.vae, latents / m.vae.config.scaling_factor)
-        rgb = ((decoded + 1) * 127.5).clamp(0, 255).round().to(torch.uint8)  # a quarter of the bytes to copy
-        out = rgb.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
+        if not bool(torch.isfinite(decoded).all()):
+            bad = int((~torch.isfinite(decoded)).sum())
+            raise NonFiniteOutputError(f"diffusion gave {bad} non-finite values (NaN/inf) for {len(seeds)} face(s)")
+        out = ((decoded.float() + 1) * 127.5).clamp(0, 255)
         timings["decode"] = clock.lap()
         if deadline is not None:
             _check(deadline, clock.now, started)

@@ -27,6 +27,8 @@ PIPELINE_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 REQUIRED = {"model": ("model_index.json", "unet/config.json"), "tiny_vae": ("config.json",), "lora": ("*.safetensors",)}
 NOT_CACHED = "not a folder, and not in the local Hugging Face cache"
 NO_FOLDER = "no such folder (and not a Hugging Face id)"
+DEFAULT_STEPS = {"lcm": 4}  # steps when `steps` is 0; the other samplers: 20
+LCM_MAX_STEPS = 50  # LCMScheduler's original_inference_steps: its distilled schedule has no more
 SCHEDULERS = {"lcm": "LCMScheduler", "dpm": "DPMSolverMultistepScheduler", "ddim": "DDIMScheduler",
               "euler": "EulerAncestralDiscreteScheduler"}
 
@@ -142,14 +144,28 @@ def load(settings: Settings, cache_dir: str | Path | None = None) -> DiffusionMo
     guided = settings.guidance > 1.0
     with torch.inference_mode():
         positive, negative = pipe.encode_prompt(settings.prompt, device, 1, guided, settings.negative_prompt or None)
-    scheduler_name = settings.scheduler if settings.scheduler != "auto" else ("lcm" if "lora" in paths else "dpm")
-    scheduler = getattr(diffusers, SCHEDULERS[scheduler_name]).from_config(pipe.scheduler.config)
+    scheduler = getattr(diffusers, SCHEDULERS[scheduler_name(settings, paths)]).from_config(pipe.scheduler.config)
     vae = (tiny if tiny is not None else pipe.vae).to(device)
     unet = pipe.unet
     del pipe  # the text encoder and tokenizer go with it
     for module in (unet, vae):
         module.requires_grad_(False).eval()
     return DiffusionModel(unet, vae, scheduler, positive, negative if guided else None, device, dtype)
+
+
+def scheduler_name(settings: Settings, paths: dict[str, Path]) -> str:
+    """The sampler `settings` ask for; auto: LCM with a LoRA (LCM-LoRA), DPM++ without."""
+    return settings.scheduler if settings.scheduler != "auto" else ("lcm" if "lora" in paths else "dpm")
+
+
+def denoising_steps(settings: Settings, scheduler: str) -> int:
+    """`settings.steps`, or the sampler's default for 0 (LCM: 4; DPM++ and the others need about 20).
+    LCM cannot take more steps than its distillation schedule has: that is refused here, before loading."""
+    steps = settings.steps or DEFAULT_STEPS.get(scheduler, 20)
+    if scheduler == "lcm" and steps > LCM_MAX_STEPS:
+        raise ModelError(f"steps {steps}: the lcm scheduler takes at most {LCM_MAX_STEPS} (2-4 suit LCM-LoRA); "
+                         "for more, use --scheduler dpm")
+    return steps
 
 
 def build_renderer(settings: Settings, cache_dir: str | Path | None = None) -> LdfaRenderer | None:
@@ -160,7 +176,7 @@ def build_renderer(settings: Settings, cache_dir: str | Path | None = None) -> L
     for method ldfa, those are errors.
     """
     try:
-        find(settings, cache_dir)  # before importing torch: auto on a core install must stay cheap
+        paths = find(settings, cache_dir)  # before importing torch: auto on a core install must stay cheap
         from .ldfa import LdfaRenderer
     except (ModelMissingError, ImportError) as exc:
         if settings.method == "auto":
@@ -172,19 +188,23 @@ def build_renderer(settings: Settings, cache_dir: str | Path | None = None) -> L
         raise
     from ..budget import LatencyModel
 
+    steps = denoising_steps(settings, scheduler_name(settings, paths))
     model = load(settings, cache_dir)
     signature = {name: getattr(settings, name) for name in
-                 ("model", "lora", "tiny_vae", "scheduler", "steps", "resolution", "guidance")}
+                 ("model", "lora", "tiny_vae", "scheduler", "resolution", "guidance")}
+    signature["steps"] = steps
     signature["device"] = str(model.device) if model.device.type != "cuda" else _gpu_name()
     table = Path(settings.latency_file) if settings.latency_file else None
     latency = LatencyModel.load(table, signature) if table else None
-    renderer = LdfaRenderer(model, resolution=settings.resolution, steps=settings.steps,
+    renderer = LdfaRenderer(model, resolution=settings.resolution, steps=steps,
                             guidance=settings.guidance, seed=settings.seed, latency=latency)
     if latency is None and settings.budget_ms > 0:
         log.info("measuring diffusion latency for the budget planner (warm-up)")
         renderer.warmup(settings.budget_ms)
         if table:
             renderer.latency.save(table, signature)
+    elif model.device.type == "cuda":
+        renderer.warmup(repeats=0)  # capture every bucket's CUDA graph now, not during the first frames
     return renderer
 
 
