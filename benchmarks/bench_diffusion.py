@@ -9,8 +9,8 @@ and for the whole call (= the frame's diffusion cost) p50 and p95. Prints JSON a
     python benchmarks/bench_diffusion.py --device cuda --fp16 --cuda-graph  # GPU: 1/2/4/8 faces at 256/512
 
 Needs torch, diffusers, numpy and opencv (`pip install -e .[diffusion]`), run from the repository root.
-`--cuda-graph` captures one CUDA graph of the UNet per batch shape and replays it each step: the next step
-toward the 33 ms goal, measured here before it moves into the renderer. `--compile` tries torch.compile.
+`--cuda-graph` uses the renderer's UNet replay from one CUDA graph per batch bucket (eager without it).
+`--compile` tries torch.compile. `benchmarks/gpu.sh` runs the whole GPU check (detector, diffusion, node path).
 """
 from __future__ import annotations
 
@@ -48,38 +48,7 @@ SD15_SCHEDULER: dict[str, Any] = {"beta_start": 0.00085, "beta_end": 0.012, "bet
                                   "steps_offset": 1}
 
 
-class GraphedUNet:
-    """The UNet replayed from one CUDA graph per input shape: one launch per step instead of hundreds."""
-
-    def __init__(self, unet: torch.nn.Module) -> None:
-        self.unet, self.config = unet, unet.config
-        self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, list[torch.Tensor], torch.Tensor]] = {}
-
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, encoder_hidden_states: torch.Tensor,
-                 return_dict: bool = False) -> tuple[torch.Tensor]:
-        t = torch.as_tensor(t, device=x.device)
-        key = (tuple(x.shape), tuple(encoder_hidden_states.shape), t.dtype)
-        if key not in self.graphs:
-            static = [x.clone(), t.clone(), encoder_hidden_states.contiguous().clone()]
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(3):  # warm up outside the graph (cuDNN/cuBLAS choose their kernels)
-                    self.unet(static[0], static[1], encoder_hidden_states=static[2], return_dict=False)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                out = self.unet(static[0], static[1], encoder_hidden_states=static[2], return_dict=False)[0]
-            self.graphs[key] = (graph, static, out)
-        graph, static, out = self.graphs[key]
-        for buffer, value in zip(static, (x, t, encoder_hidden_states)):
-            buffer.copy_(value)
-        graph.replay()
-        return (out.clone(),)
-
-
-def build_model(device: torch.device, dtype: torch.dtype, vae_kind: str, cuda_graph: bool,
-                compile_unet: bool) -> DiffusionModel:
+def build_model(device: torch.device, dtype: torch.dtype, vae_kind: str, compile_unet: bool) -> DiffusionModel:
     from diffusers import AutoencoderKL, AutoencoderTiny, LCMScheduler, UNet2DConditionModel
 
     torch.manual_seed(0)
@@ -93,8 +62,6 @@ def build_model(device: torch.device, dtype: torch.dtype, vae_kind: str, cuda_gr
             module.to(dtype)
     if compile_unet:
         unet = torch.compile(unet)  # attribute access (unet.config) passes through to the module
-    if cuda_graph:
-        unet = GraphedUNet(unet)
     return DiffusionModel(unet, vae, LCMScheduler(**SD15_SCHEDULER), embeds, None, device, dtype)
 
 
@@ -166,11 +133,11 @@ def main() -> int:
     device = torch.device(args.device)
     dtype = torch.float16 if args.fp16 else torch.float32
     t0 = time.perf_counter()
-    model = build_model(device, dtype, args.vae, args.cuda_graph, args.compile)
+    model = build_model(device, dtype, args.vae, args.compile)
     setup_s = time.perf_counter() - t0
     results = []
     for resolution in args.resolutions:
-        renderer = LdfaRenderer(model, resolution=resolution, steps=args.steps)
+        renderer = LdfaRenderer(model, resolution=resolution, steps=args.steps, cuda_graphs=args.cuda_graph)
         results += [measure(renderer, faces, args) for faces in args.faces]
     import diffusers
 

@@ -14,6 +14,9 @@ import cv2
 import numpy as np
 
 from .detections import Detections
+from .runtime import bucket_shape, create_session, providers_for, warm
+
+__all__ = ["CenterFace", "default_model_path", "providers_for"]
 
 _INPUT = "input.1"
 _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks
@@ -53,47 +56,6 @@ def _dynamic_model_bytes(path: Path) -> bytes:
     return model.SerializeToString()
 
 
-def providers_for(device: str, engine_cache: str | None = None) -> list:
-    """onnxruntime execution providers for `device` ('cpu', 'cuda' or 'tensorrt').
-
-    'tensorrt' compiles the graph into a TensorRT engine (fp16), cached on disk so a vehicle only
-    pays the build once; CUDA and CPU stay behind it for anything TensorRT cannot take.
-    """
-    import onnxruntime as ort
-
-    available = set(ort.get_available_providers())
-    chain: list = []
-    if device == "tensorrt":
-        if "TensorrtExecutionProvider" not in available:
-            raise ValueError(
-                "detector device 'tensorrt' needs onnxruntime-gpu with TensorRT "
-                f"(available providers: {sorted(available)})"
-            )
-        cache = engine_cache or os.path.expanduser("~/.cache/ldfa_ros/trt")
-        os.makedirs(cache, exist_ok=True)
-        chain.append(
-            (
-                "TensorrtExecutionProvider",
-                {
-                    "trt_fp16_enable": True,
-                    "trt_engine_cache_enable": True,
-                    "trt_engine_cache_path": cache,
-                    "trt_timing_cache_enable": True,
-                },
-            )
-        )
-    if device in ("tensorrt", "cuda"):
-        if "CUDAExecutionProvider" not in available:
-            raise ValueError(
-                f"detector device {device!r} needs onnxruntime-gpu (available: {sorted(available)})"
-            )
-        chain.append("CUDAExecutionProvider")
-    elif device != "cpu":
-        raise ValueError(f"unknown detector device {device!r}: use cpu, cuda or tensorrt")
-    chain.append("CPUExecutionProvider")
-    return chain
-
-
 class CenterFace:
     """Face detector: `detector(rgb) -> Detections` in input-pixel coordinates."""
 
@@ -103,7 +65,10 @@ class CenterFace:
         device: str = "cpu",
         threads: int = 0,
         engine_cache: str | None = None,
+        resolutions: Sequence[tuple[int, int]] = (),
+        scales: Sequence[float] = (1.0,),
     ) -> None:
+        """`resolutions` (camera H, W) and `scales` fix the shapes a GPU engine is built and warmed for."""
         import onnxruntime as ort
 
         path = Path(model_path) if model_path else default_model_path()
@@ -112,9 +77,10 @@ class CenterFace:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(
-            _dynamic_model_bytes(path), options, providers=providers_for(device, engine_cache)
-        )
+        buckets = [bucket_shape(round(h * s), round(w * s)) for h, w in resolutions for s in scales]
+        self.session = create_session(_dynamic_model_bytes(path), device, options, engine_cache, buckets)
+        if device != "cpu":
+            warm(self.session, _INPUT, buckets)
 
     def __call__(
         self, rgb: np.ndarray, threshold: float = 0.2, scales: Sequence[float] = (1.0,), flip: bool = False

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The GPU check in one command, on an H100/H200 machine with an NVIDIA driver (CUDA 12) and PyPI access:
+# makes .venv-gpu, installs the CUDA builds of torch and onnxruntime (with TensorRT) and the diffusion
+# packages, then runs benchmarks/gpu_bench.py (detector, diffusion grid, node path; outputs checked
+# anonymized), which writes benchmarks/results/gpu_bench.json. About 2 min install + <= 7 min run.
+#   benchmarks/gpu.sh              # on the GPU machine
+#   benchmarks/gpu.sh --dry-run    # anywhere: CPU only, tiny models, in the current Python (CI runs this)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--dry-run" ]; then
+    exec "${PYTHON:-python3}" benchmarks/gpu_bench.py "$@"
+fi
+venv=${VENV:-.venv-gpu}
+[ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
+pip=("$venv/bin/python" -m pip install -q)
+"${pip[@]}" --upgrade pip
+# PyPI's Linux torch wheels are CUDA 12 builds; onnxruntime-gpu's extras bring CUDA/cuDNN, tensorrt-cu12 TensorRT 10.
+"${pip[@]}" torch "onnxruntime-gpu[cuda,cudnn]" tensorrt-cu12 diffusers transformers peft safetensors huggingface_hub
+"${pip[@]}" -e . onnx2torch
+"$venv/bin/python" -m pip uninstall -q -y onnxruntime || true  # the CPU build would shadow onnxruntime-gpu
+"${pip[@]}" --force-reinstall --no-deps onnxruntime-gpu
+trt_libs=$("$venv/bin/python" -c 'import os, tensorrt_libs; print(os.path.dirname(tensorrt_libs.__file__))')
+export LD_LIBRARY_PATH="$trt_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+exec timeout 480 "$venv/bin/python" benchmarks/gpu_bench.py "$@"

@@ -1,0 +1,129 @@
+"""Where the detector runs: onnxruntime on the CPU, on CUDA, or compiled by TensorRT (fp16).
+
+TensorRT through onnxruntime's TensorRT execution provider, not TensorRT's own runtime: the same
+InferenceSession, pre- and post-processing serve all three devices; any node TensorRT cannot take
+falls back to the CUDA provider (and the CPU) inside the one graph; ORT keeps the engine and timing
+caches; and no second binding layer (tensorrt + cuda-python buffers) is needed. Its cost is a small
+per-call overhead, well under the detector's 1.5 ms target.
+
+An engine is built for fixed shapes: each camera resolution is padded to its bucket (a multiple of
+the network stride), and the optimisation profile spans those buckets, batch 1-2 (a frame and its
+mirror). Engines are cached per (model hash, GPU, TensorRT version), so a changed model, GPU or
+TensorRT builds new ones instead of loading stale ones; the timing cache makes rebuilds quicker.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+log = logging.getLogger("ldfa_ros")
+
+STRIDE = 32  # CenterFace's input must be a multiple of this
+MAX_BATCH = 2  # a frame and its mirrored copy in one call
+CACHE_ROOT = Path("~/.cache/ldfa_ros/trt")
+
+
+def bucket_shape(height: int, width: int, stride: int = STRIDE) -> tuple[int, int]:
+    """The padded input shape for a camera resolution: the next multiple of `stride` on each side."""
+    return -(-height // stride) * stride, -(-width // stride) * stride
+
+
+def gpu_name() -> str:
+    """The GPU's name (for the engine cache key), from nvidia-smi; 'unknown-gpu' when it cannot tell."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", "0"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        return out or "unknown-gpu"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown-gpu"
+
+
+def tensorrt_version() -> str:
+    """The installed TensorRT's version (pip packages `tensorrt` / `tensorrt-cu12*`), or 'unknown'."""
+    for name in ("tensorrt", "tensorrt-cu12", "tensorrt_cu12_libs", "tensorrt-cu12-libs"):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def engine_cache_dir(model: bytes, gpu: str, trt_version: str, root: Path = CACHE_ROOT) -> Path:
+    """The folder for this model's engines on this GPU and TensorRT: a change of any builds anew."""
+    digest = hashlib.sha256(model).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", gpu).strip("-") or "gpu"
+    return root.expanduser() / f"{digest}-{slug}-trt{trt_version}"
+
+
+def profile_shapes(input_name: str, buckets: Sequence[tuple[int, int]]) -> dict[str, str]:
+    """TensorRT EP's explicit optimisation profile covering the bucket shapes, batch 1 to MAX_BATCH."""
+    hs, ws = [h for h, _ in buckets], [w for _, w in buckets]
+    h0, w0 = buckets[0]
+    return {"trt_profile_min_shapes": f"{input_name}:1x3x{min(hs)}x{min(ws)}",
+            "trt_profile_opt_shapes": f"{input_name}:1x3x{h0}x{w0}",
+            "trt_profile_max_shapes": f"{input_name}:{MAX_BATCH}x3x{max(hs)}x{max(ws)}"}
+
+
+def providers_for(device: str, engine_cache: str | Path | None = None, *, model: bytes = b"",
+                  input_name: str = "input.1", buckets: Sequence[tuple[int, int]] = (),
+                  available: Sequence[str] | None = None) -> list[Any]:
+    """onnxruntime execution providers for `device` ('cpu', 'cuda' or 'tensorrt'), best first.
+
+    'tensorrt' compiles to an fp16 engine cached under `engine_cache` (default: a folder keyed by the
+    model, GPU and TensorRT version); CUDA and CPU stay behind it for anything TensorRT cannot take.
+    `buckets` (padded frame shapes) fix the engine's profile; without them TensorRT builds per shape seen.
+    """
+    if available is None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+    chain: list[Any] = []
+    if device == "tensorrt":
+        if "TensorrtExecutionProvider" not in available:
+            raise ValueError("detector device 'tensorrt' needs onnxruntime-gpu with TensorRT "
+                             f"(available providers: {sorted(available)})")
+        cache = Path(engine_cache) if engine_cache else engine_cache_dir(model, gpu_name(), tensorrt_version())
+        os.makedirs(cache, exist_ok=True)
+        options = {"trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
+                   "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache)}
+        if buckets:
+            options.update(profile_shapes(input_name, buckets))
+        chain.append(("TensorrtExecutionProvider", options))
+    if device in ("tensorrt", "cuda"):
+        if "CUDAExecutionProvider" not in available:
+            raise ValueError(f"detector device {device!r} needs onnxruntime-gpu (available: {sorted(available)})")
+        chain.append("CUDAExecutionProvider")
+    elif device != "cpu":
+        raise ValueError(f"unknown detector device {device!r}: use cpu, cuda or tensorrt")
+    chain.append("CPUExecutionProvider")
+    return chain
+
+
+def create_session(model: bytes, device: str, options: Any, engine_cache: str | Path | None = None,
+                   buckets: Sequence[tuple[int, int]] = ()) -> Any:
+    """An InferenceSession on `device`; warns when onnxruntime dropped the asked-for provider (e.g. the
+    TensorRT libraries failed to load), since the detector then runs slower than the budget assumes."""
+    import onnxruntime as ort
+
+    chain = providers_for(device, engine_cache, model=model, buckets=buckets)
+    session = ort.InferenceSession(model, options, providers=chain)
+    wanted = chain[0][0] if isinstance(chain[0], tuple) else chain[0]
+    if wanted not in session.get_providers():
+        log.warning("detector: %s could not be used, running on %s", wanted, session.get_providers()[0])
+    return session
+
+
+def warm(session: Any, input_name: str, buckets: Sequence[tuple[int, int]], batches: Sequence[int] = (1,)) -> None:
+    """Run each bucket shape once, so TensorRT builds (or loads) its engine at start-up, not mid-drive."""
+    import numpy as np
+
+    outputs = [o.name for o in session.get_outputs()]
+    for h, w in buckets:
+        for batch in batches:
+            session.run(outputs, {input_name: np.zeros((batch, 3, h, w), np.float32)})

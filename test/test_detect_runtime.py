@@ -1,0 +1,74 @@
+"""The detector's GPU runtime choices that can be checked without a GPU: bucket shapes, the engine cache
+key, TensorRT provider options, and real onnxruntime sessions on the CPU with those shapes."""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from conftest import ASTRONAUT_FACE
+from ldfa_ros.detect import CenterFace
+from ldfa_ros.detect import runtime
+from ldfa_ros.detect.centerface import _dynamic_model_bytes, default_model_path
+
+GPU_PROVIDERS = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_each_camera_resolution_has_one_padded_bucket():
+    assert runtime.bucket_shape(1080, 1920) == (1088, 1920)
+    assert runtime.bucket_shape(720, 1280) == (736, 1280)
+    assert runtime.bucket_shape(1088, 1920) == (1088, 1920)
+
+
+def test_a_changed_model_gpu_or_tensorrt_gets_its_own_engine_cache(tmp_path):
+    base = runtime.engine_cache_dir(b"model", "NVIDIA H200", "10.9.0", tmp_path)
+    assert base == runtime.engine_cache_dir(b"model", "NVIDIA H200", "10.9.0", tmp_path)
+    others = {runtime.engine_cache_dir(b"model2", "NVIDIA H200", "10.9.0", tmp_path),
+              runtime.engine_cache_dir(b"model", "NVIDIA H100 80GB HBM3", "10.9.0", tmp_path),
+              runtime.engine_cache_dir(b"model", "NVIDIA H200", "10.8.0", tmp_path)}
+    assert base not in others and len(others) == 3
+    assert base.parent == tmp_path and " " not in base.name
+
+
+def test_tensorrt_provider_options_fp16_cached_with_a_fixed_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(runtime, "gpu_name", lambda: "NVIDIA H200")
+    monkeypatch.setattr(runtime, "tensorrt_version", lambda: "10.9.0")
+    chain = runtime.providers_for("tensorrt", model=b"weights", buckets=[(1088, 1920), (736, 1280)],
+                                  available=GPU_PROVIDERS)
+    (name, options), *rest = chain
+    assert name == "TensorrtExecutionProvider" and rest == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    expected = runtime.engine_cache_dir(b"weights", "NVIDIA H200", "10.9.0", tmp_path / ".cache/ldfa_ros/trt")
+    assert options["trt_engine_cache_path"] == str(expected) and expected.is_dir()
+    assert options["trt_timing_cache_path"] == str(expected)
+    assert options["trt_fp16_enable"] and options["trt_engine_cache_enable"] and options["trt_timing_cache_enable"]
+    assert options["trt_profile_min_shapes"] == "input.1:1x3x736x1280"
+    assert options["trt_profile_opt_shapes"] == "input.1:1x3x1088x1920"
+    assert options["trt_profile_max_shapes"] == "input.1:2x3x1088x1920"
+    assert runtime.providers_for("cuda", available=GPU_PROVIDERS) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_missing_gpu_providers_are_named():
+    with pytest.raises(ValueError, match="needs onnxruntime-gpu with TensorRT"):
+        runtime.providers_for("tensorrt", available=["CPUExecutionProvider"])
+    with pytest.raises(ValueError, match="needs onnxruntime-gpu"):
+        runtime.providers_for("cuda", available=["CPUExecutionProvider"])
+    with pytest.raises(ValueError, match="unknown detector device 'tpu'"):
+        runtime.providers_for("tpu", available=GPU_PROVIDERS)
+
+
+def test_real_session_runs_each_bucket_at_batch_one_and_two():
+    """Warm-up runs the bucket shapes (a frame and its mirror in one batch) through a real session."""
+    model = _dynamic_model_bytes(default_model_path())
+    session = runtime.create_session(model, "cpu", ort.SessionOptions(), buckets=[(64, 96)])
+    runtime.warm(session, "input.1", [(64, 96), (96, 64)], batches=(1, 2))
+    heatmap = session.run(["537"], {"input.1": np.zeros((2, 3, 64, 96), np.float32)})[0]
+    assert heatmap.shape == (2, 1, 16, 24)
+
+
+def test_detector_built_for_a_camera_resolution_finds_the_face(astronaut):
+    detector = CenterFace(resolutions=[astronaut.shape[:2]], scales=(1.0, 2.0))
+    found = detector(astronaut)
+    assert len(found) >= 1
+    best = found.boxes[np.argmax(found.scores)]
+    assert np.abs(best - ASTRONAUT_FACE).max() < 25

@@ -1,0 +1,31 @@
+"""The GPU check's dry run: every path of benchmarks/gpu.sh that needs no CUDA, on the CPU (tiny models)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_script_dry_run_measures_every_stage_and_checks_the_output(tmp_path):
+    out = tmp_path / "gpu_bench.json"
+    run = subprocess.run([str(ROOT / "benchmarks" / "gpu.sh"), "--dry-run", "--json", str(out)], cwd=tmp_path,
+                         env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    assert report["environment"]["dry_run"] is True
+    trt = next(r for r in rows if r["stage"] == "detector" and r["device"] == "tensorrt")
+    name, options = trt["providers"][0]
+    assert name == "TensorrtExecutionProvider" and options["trt_fp16_enable"] and options["trt_engine_cache_enable"]
+    assert options["trt_profile_max_shapes"] == "input.1:2x3x544x960"
+    cpu = next(r for r in rows if r["stage"] == "detector" and r["device"] == "cpu")
+    assert cpu["faces_found"] >= 3 and cpu["network"]["p50_ms"] > 0
+    diffusion = [r for r in rows if r["stage"] == "diffusion"]
+    assert [r["faces"] for r in diffusion] == [1, 2] and all(r["p95_ms"] > 0 for r in diffusion)
+    node = next(r for r in rows if r["stage"] == "node")
+    assert node["anonymized"] is True and node["faces_inpainted"] >= 3 and not node["problems"]
+    assert report["summary"]["anonymized"] is True and "node_p95_ms" in report["summary"]["met"]
