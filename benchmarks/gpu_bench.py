@@ -14,6 +14,7 @@ skipped. `--dry-run` runs every path that needs no CUDA on the CPU: tiny random 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import sys
@@ -33,7 +34,7 @@ from bench_diffusion import build_model, frame_with_faces  # noqa: E402
 from ldfa_ros.budget import Planner  # noqa: E402
 from ldfa_ros.detect import CenterFace, Detections, iou_matrix  # noqa: E402
 from ldfa_ros.detect.centerface import _dynamic_model_bytes, default_model_path  # noqa: E402
-from ldfa_ros.detect.runtime import bucket_shape, providers_for  # noqa: E402
+from ldfa_ros.detect.runtime import bucket_shape, providers_for, run_bound  # noqa: E402
 from ldfa_ros.pipeline import Pipeline  # noqa: E402
 from ldfa_ros.render.ldfa import LdfaRenderer  # noqa: E402
 from ldfa_ros.render.models import DiffusionModel  # noqa: E402
@@ -103,9 +104,16 @@ def detector_rows(args: argparse.Namespace, clock: Clock, frame: np.ndarray) -> 
         blob = np.zeros((1, 3, *bucket_shape(h, w)), np.float32)
         outputs = [o.name for o in detector.session.get_outputs()]
         network = timed(lambda: detector.session.run(outputs, {"input.1": blob}), args.repeats, args.warmup, False)
+        if args.dry_run:
+            resident: Any = blob
+            where = "cpu"
+        else:
+            resident, where = torch.from_numpy(blob).cuda(), "cuda"
+        bound = timed(lambda: run_bound(detector.session, "input.1", resident, where), args.repeats, args.warmup,
+                      False)
         rows.append({"stage": "detector", "device": device, "providers": detector.session.get_providers(),
                      "frame_size": [w, h], "faces_found": len(found), "build_s": round(build_s, 1),
-                     "frame": percentiles(ms), "network": percentiles(network)})
+                     "frame": percentiles(ms), "network": percentiles(network), "network_bound": percentiles(bound)})
     rows.append(torch_detector_row(args, clock, frame))
     return rows
 
@@ -185,40 +193,64 @@ def shrunk(job: Any, size: tuple[int, int]) -> Any:
 
 
 def node_rows(args: argparse.Namespace, clock: Clock, model: DiffusionModel) -> list[dict[str, Any]]:
-    """The node's per-frame path on the sample frame (4 real faces), each output checked anonymized."""
-    frame = street_frame(args.frame)
+    """The node's per-frame path on the sample frame (4 real faces), each output checked anonymized:
+    TensorRT + CUDA graphs, then the CUDA provider + eager UNet, each measured alone in GPU memory."""
     rows = []
-    variants = [("cpu", False)] if args.dry_run else [("tensorrt", True), ("cuda", False)]
-    for device, graphs in variants:
+    for device, graphs in [("cpu", False)] if args.dry_run else [("tensorrt", True), ("cuda", False)]:
         row: dict[str, Any] = {"stage": "node", "detector": device, "cuda_graphs": graphs,
                                "frame": list(args.frame), "resolution": args.node_resolution,
                                "steps": args.node_steps}
         if clock.left() < 45:
             rows.append(row | {"skipped": "time budget"})
             continue
+        rows.append(row | node_run(args, model, device, graphs))
+        gc.collect()  # the run's detector, graphs and buffers go before the next one is measured
         if model.device.type == "cuda":
             torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-            free_before = torch.cuda.mem_get_info()[0]
-        detector = CenterFace(device=device, resolutions=[frame.shape[:2]])
-        renderer = LdfaRenderer(model, resolution=args.node_resolution, steps=args.node_steps, cuda_graphs=graphs)
-        renderer.warmup(repeats=0)
-        pipeline = Pipeline(Settings(method="ldfa", threshold=0.3), detector, {"ldfa": renderer},
-                            Planner(renderer.predicted_ms))
-        results = []
-        ms = timed(lambda: results.append(pipeline.process(frame, "front")), args.repeats, args.warmup,
-                   cuda=model.device.type == "cuda")
-        checks = [anonymized(frame, r, detector, args.expect_faces) for r in results]
-        row |= percentiles(ms) | {"faces_inpainted": [sum(f.method == "ldfa" for f in r.faces) for r in results][-1],
-                                  "anonymized": all(c == "ok" for c in checks),
-                                  "problems": sorted({c for c in checks if c != "ok"}),
-                                  "counters": dict(pipeline.counters)}
-        if model.device.type == "cuda":
-            row["gpu_memory_gb"] = round((free_before - torch.cuda.mem_get_info()[0] + model_bytes(model)) / 1e9, 3)
-            row["torch_peak_allocated_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 3)
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
+
+
+def node_run(args: argparse.Namespace, model: DiffusionModel, device: str, graphs: bool) -> dict[str, Any]:
+    frame = street_frame(args.frame)
+    cuda = model.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        free_before = torch.cuda.mem_get_info()[0]
+    detector = CenterFace(device=device, resolutions=[frame.shape[:2]])
+    renderer = LdfaRenderer(model, resolution=args.node_resolution, steps=args.node_steps, cuda_graphs=graphs)
+    renderer.warmup(repeats=0)  # what build_renderer does on CUDA: every bucket's graph captured at start
+    pipeline = Pipeline(Settings(method="ldfa", threshold=0.3), detector, {"ldfa": renderer},
+                        Planner(renderer.predicted_ms))
+    results = []
+    ms = timed(lambda: results.append(pipeline.process(frame, "front")), args.repeats, args.warmup, cuda)
+    checks = [anonymized(frame, r, detector, args.expect_faces) for r in results]
+    out = percentiles(ms) | {"faces_inpainted": sum(f.method == "ldfa" for f in results[-1].faces),
+                             "anonymized": all(c == "ok" for c in checks),
+                             "problems": sorted({c for c in checks if c != "ok"}),
+                             "counters": dict(pipeline.counters)}
+    if cuda:  # weights were loaded before the baseline: added back
+        out["gpu_memory_gb"] = round((free_before - torch.cuda.mem_get_info()[0] + model_bytes(model)) / 1e9, 3)
+        out["torch_peak_allocated_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 3)
+        out["process_gpu_memory_gb"] = process_gpu_memory_gb()
+    return out
+
+
+def process_gpu_memory_gb() -> float | None:
+    """What nvidia-smi says this process holds (CUDA context and every allocator included)."""
+    import os
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        pid, _, used = line.partition(",")
+        if pid.strip() == str(os.getpid()):
+            return round(float(used) * 2**20 / 1e9, 3)
+    return None
 
 
 def model_bytes(model: DiffusionModel) -> int:
@@ -269,9 +301,13 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     trt, cuda_ep = pick("detector", device="tensorrt"), pick("detector", device="cuda")
     fast, eager = pick("node", cuda_graphs=True), pick("node", cuda_graphs=False)
     out = {"node_p95_ms": fast.get("p95_ms"), "node_p95_ms_eager": eager.get("p95_ms"),
-           "detector_trt_ms": trt.get("network", {}).get("p50_ms"),
-           "detector_cuda_ep_ms": cuda_ep.get("network", {}).get("p50_ms"),
+           "detector_trt_ms": trt.get("network_bound", {}).get("p50_ms"),
+           "detector_trt_ms_host_input": trt.get("network", {}).get("p50_ms"),
+           "detector_cuda_ep_ms": cuda_ep.get("network_bound", {}).get("p50_ms"),
+           "detector_torch_eager_ms": pick("detector", device="torch eager float16").get("network", {}).get("p50_ms"),
            "node_gpu_memory_gb": fast.get("gpu_memory_gb"),
+           "node_process_gpu_memory_gb": fast.get("process_gpu_memory_gb"),
+           "node_gpu_memory_gb_eager": eager.get("gpu_memory_gb"),
            "anonymized": all(r.get("anonymized", True) for r in rows)}
     out["met"] = {k: out[k] is not None and out[k] <= limit for k, limit in TARGETS.items()}
     return out

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Everything but the tests of the diffusion and eval extras (torch, diffusers, dlib).
-extras_tests=(--ignore=test/test_ldfa.py --ignore=test/test_eval.py)
+extras_tests=(--ignore=test/test_ldfa.py --ignore=test/test_eval.py --ignore=test/test_gpu_dry_run.py)
 for version in "$@"; do
   python=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/python"$version" 2>/dev/null | sort -V | tail -1)
   python=${python:-$(command -v "python$version")}

@@ -72,3 +72,13 @@ def test_detector_built_for_a_camera_resolution_finds_the_face(astronaut):
     assert len(found) >= 1
     best = found.boxes[np.argmax(found.scores)]
     assert np.abs(best - ASTRONAUT_FACE).max() < 25
+
+
+def test_bound_input_gives_the_plain_run_results(astronaut):
+    """The benchmark's device-resident input path (IO binding), run on the CPU: same outputs as run()."""
+    session = CenterFace().session
+    blob = np.ascontiguousarray(astronaut.transpose(2, 0, 1)[None], np.float32)  # 512 x 512: no padding
+    names = [o.name for o in session.get_outputs()]
+    plain = session.run(names, {"input.1": blob})
+    bound = runtime.run_bound(session, "input.1", blob, "cpu")
+    assert len(bound) == len(plain) and all(np.allclose(a, b, atol=1e-5) for a, b in zip(bound, plain))
