@@ -439,3 +439,21 @@ def test_padded_buckets_give_each_face_its_own_result(renderer, astronaut):
         alone = job(astronaut, i, box=b)
         renderer.render([alone])
         assert np.abs(alone.image.astype(int) - together[i].image).max() <= 1
+
+
+def test_a_call_that_captures_a_graph_is_not_a_latency_sample(renderer, astronaut, monkeypatch):
+    """Capturing a CUDA graph makes a bucket's first call slow; the planner must learn the replayed speed.
+    (The capture is counted by StaticUNet; here its counter is advanced as a capture would.)"""
+    build = renderer.unet._build
+
+    def capturing(*args):
+        renderer.unet.captures += 1
+        return build(*args)
+
+    monkeypatch.setattr(renderer.unet, "_build", capturing)
+    monkeypatch.setattr(renderer.unet, "_entries", {})
+    before = renderer.latency.counts().get((1, RES), 0)
+    renderer.render([job(astronaut)])  # new shape: "captured"
+    assert renderer.latency.counts().get((1, RES), 0) == before
+    renderer.render([job(astronaut)])  # replayed
+    assert renderer.latency.counts()[(1, RES)] == before + 1

@@ -4,8 +4,10 @@ Each face becomes a square crop with context around its region, resized to the m
 with the whole region masked out: the model never sees the original face and denoises from pure
 noise (full strength; the paper's A1111 setup started from the noised face at strength 0.75, which
 can leak identity). All faces of all frames of a tick go through batched calls whose sizes are
-bucketed, so tensor shapes repeat. Each result is colour-matched to the context around the mask and
-blended in with the region's feathered alpha, so pixels outside the regions stay bit-identical.
+bucketed, so tensor shapes repeat (on a GPU the UNet replays one CUDA graph per bucket). Each result
+is colour-matched to the context around the mask and blended in with the region's feathered alpha, so
+pixels outside the regions stay bit-identical. Only the crop squares go to the model's device and only
+the face patches come back; resizing, masking and colour matching happen there.
 """
 from __future__ import annotations
 
