@@ -54,6 +54,15 @@ class Clock:
         return self.end - time.perf_counter()
 
 
+def guarded(row: dict[str, Any], measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The row with what `measure` found, or with its error: one failing part (a TensorRT build, an
+    unsupported op) must not cost the rest of a short GPU session."""
+    try:
+        return row | measure()
+    except Exception as exc:  # noqa: BLE001 - recorded in the JSON and the exit code
+        return row | {"error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
 def percentiles(ms: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3),
             "runs": len(ms)}
@@ -96,26 +105,27 @@ def detector_rows(args: argparse.Namespace, clock: Clock, frame: np.ndarray) -> 
         if clock.left() < 30:
             rows.append({"stage": "detector", "device": device, "skipped": "time budget"})
             continue
-        t0 = time.perf_counter()
-        detector = CenterFace(device=device, resolutions=[(h, w)])
-        build_s = time.perf_counter() - t0
-        found = detector(frame)
-        ms = timed(lambda: detector(frame), args.repeats, args.warmup, cuda=False)
-        blob = np.zeros((1, 3, *bucket_shape(h, w)), np.float32)
-        outputs = [o.name for o in detector.session.get_outputs()]
-        network = timed(lambda: detector.session.run(outputs, {"input.1": blob}), args.repeats, args.warmup, False)
-        if args.dry_run:
-            resident: Any = blob
-            where = "cpu"
-        else:
-            resident, where = torch.from_numpy(blob).cuda(), "cuda"
-        bound = timed(lambda: run_bound(detector.session, "input.1", resident, where), args.repeats, args.warmup,
-                      False)
-        rows.append({"stage": "detector", "device": device, "providers": detector.session.get_providers(),
-                     "frame_size": [w, h], "faces_found": len(found), "build_s": round(build_s, 1),
-                     "frame": percentiles(ms), "network": percentiles(network), "network_bound": percentiles(bound)})
+        rows.append(guarded({"stage": "detector", "device": device}, lambda: detector_run(args, frame, device)))
     rows.append(torch_detector_row(args, clock, frame))
     return rows
+
+
+def detector_run(args: argparse.Namespace, frame: np.ndarray, device: str) -> dict[str, Any]:
+    h, w = frame.shape[:2]
+    t0 = time.perf_counter()
+    detector = CenterFace(device=device, resolutions=[(h, w)])  # builds (or loads) the TensorRT engine
+    build_s = time.perf_counter() - t0
+    found = detector(frame)
+    ms = timed(lambda: detector(frame), args.repeats, args.warmup, cuda=False)
+    blob = np.zeros((1, 3, *bucket_shape(h, w)), np.float32)
+    outputs = [o.name for o in detector.session.get_outputs()]
+    network = timed(lambda: detector.session.run(outputs, {"input.1": blob}), args.repeats, args.warmup, False)
+    resident: Any = blob if args.dry_run else torch.from_numpy(blob).cuda()
+    where = "cpu" if args.dry_run else "cuda"
+    bound = timed(lambda: run_bound(detector.session, "input.1", resident, where), args.repeats, args.warmup, False)
+    return {"providers": detector.session.get_providers(), "frame_size": [w, h], "faces_found": len(found),
+            "build_s": round(build_s, 1), "frame": percentiles(ms), "network": percentiles(network),
+            "network_bound": percentiles(bound)}
 
 
 def torch_detector_row(args: argparse.Namespace, clock: Clock, frame: np.ndarray) -> dict[str, Any]:
@@ -124,6 +134,10 @@ def torch_detector_row(args: argparse.Namespace, clock: Clock, frame: np.ndarray
         from onnx2torch import convert
     except ImportError as exc:
         return {"stage": "detector", "device": "torch", "skipped": f"onnx2torch not importable ({exc})"}
+    return guarded({"stage": "detector"}, lambda: torch_detector_run(args, frame, convert))
+
+
+def torch_detector_run(args: argparse.Namespace, frame: np.ndarray, convert: Any) -> dict[str, Any]:
     import onnx
 
     device = torch.device("cpu" if args.dry_run else "cuda")
@@ -132,8 +146,7 @@ def torch_detector_row(args: argparse.Namespace, clock: Clock, frame: np.ndarray
     blob = torch.zeros((1, 3, *bucket_shape(*frame.shape[:2])), device=device, dtype=dtype)
     with torch.inference_mode():
         ms = timed(lambda: net(blob), args.repeats, args.warmup, cuda=device.type == "cuda")
-    return {"stage": "detector", "device": f"torch eager {str(dtype).replace('torch.', '')}",
-            "network": percentiles(ms)}
+    return {"device": f"torch eager {str(dtype).replace('torch.', '')}", "network": percentiles(ms)}
 
 
 def diffusion_model(args: argparse.Namespace) -> DiffusionModel:
@@ -164,18 +177,21 @@ def diffusion_rows(args: argparse.Namespace, clock: Clock, model: DiffusionModel
                     if clock.left() < 60:
                         rows.append(row | {"skipped": "time budget"})
                         continue
-                    rng = np.random.default_rng(faces)
-                    jobs = [frame_with_faces(faces, args.face_px, rng) for _ in range(args.warmup + args.repeats)]
-                    if args.dry_run:
-                        jobs = [shrunk(job, args.frame) for job in jobs]
-                    ms = timed(lambda: renderer.render([jobs.pop()]), args.repeats, args.warmup,
-                               cuda=model.device.type == "cuda")
-                    rows.append(row | percentiles(ms) | {"graphs_captured": renderer.unet.captures})
+                    rows.append(guarded(row, lambda: diffusion_run(args, renderer, faces)))
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             if model.device.type == "cuda":
                 renderer.unet = None  # type: ignore[assignment]  # its graphs' memory goes back to the pool
                 torch.cuda.empty_cache()
     return rows
+
+
+def diffusion_run(args: argparse.Namespace, renderer: LdfaRenderer, faces: int) -> dict[str, Any]:
+    rng = np.random.default_rng(faces)
+    jobs = [frame_with_faces(faces, args.face_px, rng) for _ in range(args.warmup + args.repeats)]
+    if args.dry_run:
+        jobs = [shrunk(job, args.frame) for job in jobs]
+    ms = timed(lambda: renderer.render([jobs.pop()]), args.repeats, args.warmup, renderer.model.device.type == "cuda")
+    return percentiles(ms) | {"graphs_captured": renderer.unet.captures}
 
 
 def shrunk(job: Any, size: tuple[int, int]) -> Any:
@@ -203,7 +219,7 @@ def node_rows(args: argparse.Namespace, clock: Clock, model: DiffusionModel) -> 
         if clock.left() < 45:
             rows.append(row | {"skipped": "time budget"})
             continue
-        rows.append(row | node_run(args, model, device, graphs))
+        rows.append(guarded(row, lambda: node_run(args, model, device, graphs)))
         gc.collect()  # the run's detector, graphs and buffers go before the next one is measured
         if model.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -308,7 +324,9 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
            "node_gpu_memory_gb": fast.get("gpu_memory_gb"),
            "node_process_gpu_memory_gb": fast.get("process_gpu_memory_gb"),
            "node_gpu_memory_gb_eager": eager.get("gpu_memory_gb"),
-           "anonymized": all(r.get("anonymized", True) for r in rows)}
+           "anonymized": all(r.get("anonymized", True) for r in rows) and bool(fast or eager),
+           "errors": [f"{r['stage']} {r.get('device', r.get('detector', ''))}: {r['error']}" for r in rows
+                      if "error" in r]}
     out["met"] = {k: out[k] is not None and out[k] <= limit for k, limit in TARGETS.items()}
     return out
 
@@ -356,7 +374,7 @@ def main() -> int:
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report["summary"], indent=1))
     print(f"written: {args.out}")
-    return 0 if report["summary"]["anonymized"] else 1
+    return 0 if report["summary"]["anonymized"] and not report["summary"]["errors"] else 1
 
 
 if __name__ == "__main__":

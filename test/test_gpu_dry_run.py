@@ -28,4 +28,5 @@ def test_gpu_script_dry_run_measures_every_stage_and_checks_the_output(tmp_path)
     assert [r["faces"] for r in diffusion] == [1, 2] and all(r["p95_ms"] > 0 for r in diffusion)
     node = next(r for r in rows if r["stage"] == "node")
     assert node["anonymized"] is True and node["faces_inpainted"] >= 3 and not node["problems"]
-    assert report["summary"]["anonymized"] is True and "node_p95_ms" in report["summary"]["met"]
+    assert report["summary"]["anonymized"] is True and report["summary"]["errors"] == []
+    assert "node_p95_ms" in report["summary"]["met"]
