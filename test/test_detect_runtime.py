@@ -82,3 +82,23 @@ def test_bound_input_gives_the_plain_run_results(astronaut):
     plain = session.run(names, {"input.1": blob})
     bound = runtime.run_bound(session, "input.1", blob, "cpu")
     assert len(bound) == len(plain) and all(np.allclose(a, b, atol=1e-5) for a, b in zip(bound, plain))
+
+
+@pytest.mark.parametrize("size", [(512, 512), (300, 420)])
+def test_device_buffers_give_the_host_blob_results(astronaut, size):
+    """The GPU providers' input path (uint8 up, padded and converted in a torch buffer, read in place),
+    run with torch on the CPU: the network outputs equal the host blob's, padding included."""
+    torch = pytest.importorskip("torch", reason="the device path needs torch (the diffusion extra)")
+    session = CenterFace().session
+    names = ["537", "538", "539", "540"]
+    host = runtime.Runner(session, "input.1", names)
+    device = runtime.Runner(session, "input.1", names, on_device="cpu")
+    h, w = size
+    bh, bw = runtime.bucket_shape(h, w)
+    device(np.ascontiguousarray(astronaut[:bh, :bw]))  # a frame filling the bucket first: none of it may stay
+    frame = np.ascontiguousarray(astronaut[:h, :w])
+    expected, got = host(frame), device(frame)
+    assert [a.shape for a in got] == [a.shape for a in expected]
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(got, expected))
+    assert isinstance(device._buffers[runtime.bucket_shape(h, w)], torch.Tensor)
+    assert runtime.device_buffers("cpu") is None

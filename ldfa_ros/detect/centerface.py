@@ -14,13 +14,12 @@ import cv2
 import numpy as np
 
 from .detections import Detections
-from .runtime import bucket_shape, create_session, providers_for, warm
+from .runtime import Runner, bucket_shape, create_session, device_buffers, providers_for, warm
 
 __all__ = ["CenterFace", "default_model_path", "providers_for"]
 
 _INPUT = "input.1"
 _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks
-_STRIDE = 32
 _NMS_IOU = 0.3
 _MAX_LOG_SCALE = 10.0  # boxes up to ~88,000 px: larger than any frame
 
@@ -79,6 +78,7 @@ class CenterFace:
             options.intra_op_num_threads = threads
         buckets = [bucket_shape(round(h * s), round(w * s)) for h, w in resolutions for s in scales]
         self.session = create_session(_dynamic_model_bytes(path), device, options, engine_cache, buckets)
+        self.runner = Runner(self.session, _INPUT, _OUTPUTS, on_device=device_buffers(device))
         if device != "cpu":
             warm(self.session, _INPUT, buckets)
 
@@ -102,10 +102,7 @@ class CenterFace:
             interp = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
             image = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=interp)
         h, w = image.shape[:2]
-        ph, pw = -(-h // _STRIDE) * _STRIDE, -(-w // _STRIDE) * _STRIDE
-        blob = np.zeros((1, 3, ph, pw), np.float32)
-        blob[0, :, :h, :w] = image.transpose(2, 0, 1)
-        heatmap, log_scale, offset, marks = self.session.run(_OUTPUTS, {_INPUT: blob})
+        heatmap, log_scale, offset, marks = self.runner(image)  # zero-padded to its bucket, a multiple of 32
         found = _decode(heatmap[0, 0], log_scale[0], offset[0], marks[0], threshold, (w, h))
         found = found.nms(_NMS_IOU)
         return found.scaled(1.0 / scale) if scale != 1.0 else found

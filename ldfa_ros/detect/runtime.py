@@ -10,6 +10,8 @@ An engine is built for fixed shapes: each camera resolution is padded to its buc
 the network stride), and the optimisation profile spans those buckets, batch 1-2 (a frame and its
 mirror). Engines are cached per (model hash, GPU, TensorRT version), so a changed model, GPU or
 TensorRT builds new ones instead of loading stale ones; the timing cache makes rebuilds quicker.
+On a GPU provider the frame goes up as uint8 and is padded into a device buffer the session reads in
+place (`Runner`): a 1088 x 1920 float blob is 25 MB to build on the host and copy each frame.
 """
 from __future__ import annotations
 
@@ -141,3 +143,52 @@ def run_bound(session: Any, input_name: str, blob: Any, device: str = "cuda") ->
         binding.bind_output(output.name, device)
     session.run_with_iobinding(binding)
     return binding.copy_outputs_to_cpu()
+
+
+def device_buffers(device: str) -> str | None:
+    """Where the detector's input is prepared: 'cuda' for a GPU provider when torch can reach the GPU
+    (the diffusion install has it), else None: a host blob (the core install has no torch)."""
+    if device == "cpu":
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return "cuda" if torch.cuda.is_available() else None
+
+
+class Runner:
+    """Runs the network on one H x W x 3 uint8 frame, zero-padded to its bucket. On the host: a numpy
+    float32 blob (what onnxruntime's CPU provider reads anyway). With `on_device` (the CUDA and TensorRT
+    providers), the uint8 frame is uploaded with torch, a quarter of the bytes of the float blob, and is
+    padded and converted there into a per-bucket buffer the session reads in place (IO binding); torch on
+    the CPU takes the same path, which is how it is tested without a GPU."""
+
+    def __init__(self, session: Any, input_name: str, outputs: Sequence[str], on_device: str | None = None) -> None:
+        self.session = session
+        self.input_name = input_name
+        self.outputs = list(outputs)
+        self.on_device = on_device  # None, "cuda", or "cpu" (torch buffers on the host)
+        self._buffers: dict[tuple[int, int], Any] = {}
+
+    def __call__(self, image: Any) -> list[Any]:
+        import numpy as np
+
+        h, w = image.shape[:2]
+        shape = bucket_shape(h, w)
+        if self.on_device is None:
+            blob = np.zeros((1, 3, *shape), np.float32)
+            blob[0, :, :h, :w] = image.transpose(2, 0, 1)
+            return list(self.session.run(self.outputs, {self.input_name: blob}))
+        import torch
+
+        buffer = self._buffers.get(shape)
+        if buffer is None:
+            buffer = self._buffers[shape] = torch.zeros((1, 3, *shape), dtype=torch.float32, device=self.on_device)
+        buffer.zero_()  # frames of another size may share the bucket: no stale pixels in the padding
+        buffer[0, :, :h, :w].copy_(torch.from_numpy(np.ascontiguousarray(image)).to(self.on_device).permute(2, 0, 1))
+        if buffer.is_cuda:
+            torch.cuda.current_stream().synchronize()  # onnxruntime reads it on its own stream
+        by_name = dict(zip([o.name for o in self.session.get_outputs()],
+                           run_bound(self.session, self.input_name, buffer, self.on_device)))
+        return [by_name[name] for name in self.outputs]
