@@ -14,11 +14,15 @@ venv=${VENV:-.venv-gpu}
 [ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
 pip=("$venv/bin/python" -m pip install -q)
 "${pip[@]}" --upgrade pip
-# PyPI's Linux torch wheels are CUDA 12 builds; onnxruntime-gpu's extras bring CUDA/cuDNN, tensorrt-cu12 TensorRT 10.
-"${pip[@]}" torch "onnxruntime-gpu[cuda,cudnn]" tensorrt-cu12 diffusers transformers peft safetensors huggingface_hub
+# PyPI's Linux torch wheels are CUDA builds (TORCH_INDEX=https://download.pytorch.org/whl/cu126 picks another
+# one for an older driver); onnxruntime-gpu's extras bring CUDA 12/cuDNN, tensorrt-cu12 brings TensorRT 10.
+"${pip[@]}" torch ${TORCH_INDEX:+--index-url "$TORCH_INDEX"}
+"${pip[@]}" "onnxruntime-gpu[cuda,cudnn]" tensorrt-cu12 diffusers transformers peft safetensors huggingface_hub
 "${pip[@]}" -e . onnx2torch
-"$venv/bin/python" -m pip uninstall -q -y onnxruntime || true  # the CPU build would shadow onnxruntime-gpu
-"${pip[@]}" --force-reinstall --no-deps onnxruntime-gpu
+if "$venv/bin/python" -m pip show -q onnxruntime >/dev/null 2>&1; then  # the CPU build shadows onnxruntime-gpu
+    "$venv/bin/python" -m pip uninstall -q -y onnxruntime
+    "${pip[@]}" --force-reinstall --no-deps onnxruntime-gpu
+fi
 trt_libs=$("$venv/bin/python" -c 'import os, tensorrt_libs; print(os.path.dirname(tensorrt_libs.__file__))')
 export LD_LIBRARY_PATH="$trt_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
