@@ -10,6 +10,7 @@ Only paths and reports travel through Ray, never pixels; nothing is written outs
 from __future__ import annotations
 
 import argparse
+import fcntl
 import glob
 import json
 import logging
@@ -25,7 +26,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Sequence
+from typing import IO, Any, Sequence
 
 from tqdm import tqdm
 
@@ -39,6 +40,7 @@ log = logging.getLogger("ldfa_ros.fleet")
 INSTALL = "pip install 'ldfa_ros[fleet]'"
 PARTIAL = ".{name}.ldfa-partial-*"  # the bag tool's scratch folders beside OUTPUT (bag.anonymize_bag)
 FLEET_REPORT = "ldfa_fleet_report.json"
+LOCK = ".ldfa_fleet.lock"  # held by the driver: one fleet job per OUT_DIR, as it removes dead workers' scratch
 # Ray picks loopback for a local instance (and listens on it only) when it thinks it cannot form a cluster.
 LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
@@ -70,8 +72,8 @@ class BagJob:
 class BagWorker:
     """A Ray actor's state: the pipeline, loaded once, and the bag tool run on one bag per call."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.loaded = build_pipeline(settings)
+    def __init__(self, settings: Settings, threads: int) -> None:
+        self.loaded = build_pipeline(settings, detector_threads=threads)  # its share of the node, not every core
         self.where = {"host": socket.gethostname(), "pid": os.getpid()}
 
     def anonymize(self, source: str, output: str, topics: list[str] | None, jobs: int,
@@ -119,9 +121,21 @@ def connect(address: str, num_cpus: float | None = None, verbose: bool = False) 
     return ray, True
 
 
+def lock(out_dir: Path) -> IO[str]:
+    """OUT_DIR, created and locked for this job (until the returned file is closed)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(out_dir / LOCK, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise FleetError(f"{out_dir}: another ldfa fleet job is writing here") from None
+    return handle
+
+
 def plan(sources: Sequence[Path], out_dir: Path, overwrite: bool = False) -> list[BagJob]:
-    """A job per input, OUTPUT = OUT_DIR/<input name>: failed when it cannot be read or written there,
-    skipped when its complete output exists. Leftover scratch folders of dead workers are removed."""
+    """A job per input, OUTPUT = OUT_DIR/<input name> (absolute paths: workers may run elsewhere); failed
+    when it cannot be read or written there. FleetError when two inputs share a name."""
     jobs: list[BagJob] = []
     seen: dict[str, Path] = {}
     for given in sources:
@@ -136,11 +150,17 @@ def plan(sources: Sequence[Path], out_dir: Path, overwrite: bool = False) -> lis
             check_paths(source, job.output, overwrite=True)
         except (OSError, ValueError) as exc:
             job.status, job.error = "failed", str(exc)
-            continue
-        remove_partials(job.output)
-        if not overwrite:
-            _check_existing(job)
     return jobs
+
+
+def take_stock(jobs: list[BagJob]) -> None:
+    """Before work starts (OUT_DIR locked): remove scratch folders of dead workers; skip bags whose
+    complete output exists (unless overwriting)."""
+    for job in jobs:
+        if job.status == "pending":
+            remove_partials(job.output)
+            if not job.overwrite:
+                _check_existing(job)
 
 
 def _check_existing(job: BagJob) -> None:
@@ -188,7 +208,7 @@ class Resources:
 def fit_workers(ray: ModuleType, wanted: int | None, cpus: float, gpus: float, bags: int) -> Resources:
     """As many workers as asked (default: as the cluster holds), no more than the cluster or the bags need."""
     total = ray.cluster_resources()
-    fits = [math.floor(total.get("CPU", 0) / cpus + 1e-9) if cpus else wanted or bags]
+    fits = [math.floor(total.get("CPU", 0) / cpus + 1e-9)]
     if gpus:
         fits.append(math.floor(total.get("GPU", 0) / gpus + 1e-9))
     room = min(fits)
@@ -207,6 +227,7 @@ class Scheduler:
                  topics: list[str] | None, threads: int, retries: int, bar: Any) -> None:
         self.ray, self.settings, self.resources, self.bar = ray, settings, resources, bar
         self.topics, self.threads, self.retries = topics, threads, retries
+        self.detector_threads = max(1, math.floor(resources.cpus))
         self.actor_class = ray.remote(BagWorker).options(
             num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0, scheduling_strategy="SPREAD")
         self.pending = deque(j for j in jobs if j.status == "pending")
@@ -217,7 +238,7 @@ class Scheduler:
         self.start = time.perf_counter()
 
     def run(self) -> None:
-        self.idle = [self.actor_class.remote(self.settings) for _ in range(self.resources.workers)]
+        self.idle = [self._new_worker() for _ in range(self.resources.workers)]
         try:
             while self.pending or self.running:
                 while self.idle and self.pending:
@@ -228,6 +249,9 @@ class Scheduler:
                 self._show()
         finally:
             self._stop()
+
+    def _new_worker(self) -> Any:
+        return self.actor_class.remote(self.settings, self.detector_threads)
 
     def _submit(self, actor: Any, job: BagJob) -> None:
         job.status, job.attempts = "running", job.attempts + 1
@@ -266,7 +290,7 @@ class Scheduler:
             job.overwrite = True  # died between moving its bag into place and writing the report: redo
         log.warning("%s: worker died (%s)", job.source, type(exc).__name__)
         self._retry(job, exc)
-        self.idle.append(self.actor_class.remote(self.settings))
+        self.idle.append(self._new_worker())
 
     def _retry(self, job: BagJob, exc: Exception) -> None:
         if job.attempts > self.retries:
@@ -365,35 +389,19 @@ def run_fleet(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise FleetError(f"{args.output}: OUT_DIR exists and is not a directory")
     jobs = plan([Path(s) for s in args.inputs], out_dir, args.overwrite)
-    for job in jobs:
-        if job.status == "failed":
-            print(f"ldfa fleet: {job.error}", file=sys.stderr)
-    todo = sum(1 for j in jobs if j.status == "pending")
     start = time.perf_counter()
     timing: dict[str, float] = {}
     resources = None
-    on_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if on_main else None
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
-        if todo:
-            local_cpus = None
-            if args.address == "local" and args.workers:
-                local_cpus = math.ceil(args.workers * args.cpus_per_worker)
-            ray, started = connect(args.address, local_cpus, args.verbose)
-            try:
-                resources = fit_workers(ray, args.workers, args.cpus_per_worker, args.gpus_per_worker, todo)
-                threads = args.jobs or max(1, math.floor(args.cpus_per_worker))
-                work = time.perf_counter()
-                with tqdm(total=len(jobs), initial=len(jobs) - todo, desc="fleet", unit="bag", file=sys.stderr,
-                          dynamic_ncols=True) as bar:
-                    try:
-                        Scheduler(ray, settings, resources, jobs, topics=args.topics, threads=threads,
-                                  retries=args.retries, bar=bar).run()
-                    finally:
-                        timing["processing_s"] = time.perf_counter() - work
-            finally:
-                if started:
-                    ray.shutdown()
+        with lock(out_dir):
+            take_stock(jobs)
+            for job in jobs:
+                if job.status == "failed":
+                    print(f"ldfa fleet: {job.error}", file=sys.stderr)
+            if any(j.status == "pending" for j in jobs):
+                resources = _process(args, jobs, settings, timing)
     except (KeyboardInterrupt, SystemExit) as exc:
         print(f"ldfa fleet: interrupted; bags in progress left nothing in {out_dir}", file=sys.stderr)
         timing["elapsed_s"] = time.perf_counter() - start
@@ -410,6 +418,28 @@ def run_fleet(args: argparse.Namespace) -> int:
           f"frame(s), {t['faces_hidden']} face(s) hidden, {t['frame_errors']} frame error(s), "
           f"{t['frames_per_s']} frames/s; report in {_report_file(args, out_dir)}")
     return exit_code(jobs)
+
+
+def _process(args: argparse.Namespace, jobs: list[BagJob], settings: Settings,
+             timing: dict[str, float]) -> Resources:
+    """Connect to Ray, run the pending bags on its workers, and let go of Ray if this started it."""
+    todo = sum(1 for j in jobs if j.status == "pending")
+    local_cpus = math.ceil(args.workers * args.cpus_per_worker) if args.address == "local" and args.workers else None
+    ray, started = connect(args.address, local_cpus, args.verbose)
+    try:
+        resources = fit_workers(ray, args.workers, args.cpus_per_worker, args.gpus_per_worker, todo)
+        work = time.perf_counter()
+        with tqdm(total=len(jobs), initial=len(jobs) - todo, desc="fleet", unit="bag", file=sys.stderr,
+                  dynamic_ncols=True) as bar:
+            try:
+                Scheduler(ray, settings, resources, jobs, topics=args.topics, threads=args.jobs,
+                          retries=args.retries, bar=bar).run()
+            finally:
+                timing["processing_s"] = time.perf_counter() - work
+    finally:
+        if started:
+            ray.shutdown()
+    return resources
 
 
 def _report_file(args: argparse.Namespace, out_dir: Path) -> Path:
@@ -451,8 +481,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--gpus-per-worker", type=_not_negative, default=0.0, metavar="G",
                    help="GPUs Ray reserves for each worker (fractions share a GPU); use with --device cuda "
                         "and/or --method ldfa")
-    p.add_argument("--jobs", type=_positive(int), metavar="N",
-                   help="read-ahead threads per worker, as `ldfa bag --jobs` (default: its whole CPUs)")
+    p.add_argument("--jobs", type=_positive(int), default=1, metavar="N",
+                   help="read-ahead threads per worker, as `ldfa bag --jobs`; the detector itself uses the "
+                        "worker's whole CPUs")
     p.add_argument("--topics", nargs="+", metavar="TOPIC", help="image topics to anonymize (default: all)")
     p.add_argument("--retries", type=int, default=2, metavar="N", help="times a bag is retried after its worker died")
     p.add_argument("--overwrite", action="store_true", help="redo every bag, replacing finished outputs")

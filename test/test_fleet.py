@@ -93,7 +93,7 @@ def assert_like_direct(output: Path, direct: Path) -> None:
 
 def leftovers(out_dir: Path, names: list[str]) -> list[str]:
     """Entries of OUT_DIR that are neither an output, its report, nor the fleet report."""
-    expected = {fleet.FLEET_REPORT, *names, *(report_path(Path(n)).name for n in names)}
+    expected = {fleet.FLEET_REPORT, fleet.LOCK, *names, *(report_path(Path(n)).name for n in names)}
     return sorted(p.name for p in out_dir.iterdir() if p.name not in expected)
 
 
@@ -140,14 +140,15 @@ def test_fleet_anonymizes_every_format_like_ldfa_bag_and_reruns_as_no_op(
     assert len({bag["worker"]["pid"] for bag in report["bags"]}) == 2  # both workers took bags
 
     # A rerun finds every output complete and starts no worker at all; the outputs stay as they were.
-    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != fleet.FLEET_REPORT}
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name not in (fleet.FLEET_REPORT, fleet.LOCK)}
 
     def no_ray(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a rerun with nothing to do must not start Ray")
 
     monkeypatch.setattr(fleet, "connect", no_ray)
     assert main(["fleet", *sources, "-o", str(out), "--workers", "2"]) == 0
-    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != fleet.FLEET_REPORT} == before
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name not in (fleet.FLEET_REPORT, fleet.LOCK)} \
+        == before
     assert fleet_report(out)["totals"]["skipped"] == 3
     monkeypatch.undo()
 
@@ -233,7 +234,8 @@ def test_bad_bags_among_good_ones(ray: Any, inputs: dict[str, tuple[Path, Path]]
 
 def test_refusals(inputs: dict[str, tuple[Path, Path]], tmp_path: Path, capsys: pytest.CaptureFixture,
                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """One line each, exit 2, nothing written: two inputs with one name; a foreign OUTPUT; no Ray installed."""
+    """One line each, exit 2, nothing written: two inputs with one name; a foreign OUTPUT; an OUT_DIR another
+    fleet job holds; no Ray installed."""
     src = inputs["sqlite3"][0]
     twin = tmp_path / "other" / src.name
     shutil.copytree(src, twin)
@@ -247,6 +249,12 @@ def test_refusals(inputs: dict[str, tuple[Path, Path]], tmp_path: Path, capsys: 
     assert main(["fleet", str(src), "-o", str(foreign)]) == 2
     assert "not a finished ldfa output" in capsys.readouterr().err
     assert (foreign / src.name / "notes.txt").read_text() == "the user's own file"
+
+    busy = tmp_path / "busy"
+    with fleet.lock(busy):  # another fleet job holds OUT_DIR
+        assert main(["fleet", str(src), "-o", str(busy)]) == 2
+    assert "another ldfa fleet job is writing here" in capsys.readouterr().err
+    assert sorted(p.name for p in busy.iterdir()) == [fleet.LOCK]
 
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees without the extra
     assert main(["fleet", str(src), "-o", str(tmp_path / "no_ray")]) == 2
