@@ -233,14 +233,20 @@ class Scheduler:
         self.pending = deque(j for j in jobs if j.status == "pending")
         self.running: dict[Any, tuple[Any, BagJob]] = {}
         self.idle: list[Any] = []
+        self.signalled = 0
         self.frames = 0
         self.failed = sum(1 for j in jobs if j.status == "failed")
         self.start = time.perf_counter()
 
     def run(self) -> None:
+        """Until every bag is done or failed. Ctrl-C and SIGTERM (e.g. a batch job's time limit) stop it."""
+        stops = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
+        previous = {s: signal.signal(s, self._on_signal) for s in stops}  # after ray.init set its own
         self.idle = [self._new_worker() for _ in range(self.resources.workers)]
         try:
             while self.pending or self.running:
+                if self.signalled:  # raised here, between Ray calls, not from inside one
+                    raise SystemExit(128 + self.signalled)
                 while self.idle and self.pending:
                     self._submit(self.idle.pop(), self.pending.popleft())
                 ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=1.0)
@@ -249,6 +255,11 @@ class Scheduler:
                 self._show()
         finally:
             self._stop()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signalled = signum
 
     def _new_worker(self) -> Any:
         return self.actor_class.remote(self.settings, self.detector_threads)
@@ -379,10 +390,6 @@ def exit_code(jobs: list[BagJob]) -> int:
     return 1 if failed_frames or any(j.status == "failed" for j in jobs) else 0
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
 def run_fleet(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     out_dir = Path(os.path.abspath(args.output))
@@ -392,8 +399,6 @@ def run_fleet(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     timing: dict[str, float] = {}
     resources = None
-    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
-        else None
     try:
         with lock(out_dir):
             take_stock(jobs)
@@ -407,9 +412,6 @@ def run_fleet(args: argparse.Namespace) -> int:
         timing["elapsed_s"] = time.perf_counter() - start
         write_json(_report_file(args, out_dir), fleet_report(jobs, resources, timing, args, settings))
         return exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     timing["elapsed_s"] = time.perf_counter() - start
     report = fleet_report(jobs, resources, timing, args, settings)
     write_json(_report_file(args, out_dir), report)

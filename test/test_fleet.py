@@ -260,3 +260,43 @@ def test_refusals(inputs: dict[str, tuple[Path, Path]], tmp_path: Path, capsys: 
     assert main(["fleet", str(src), "-o", str(tmp_path / "no_ray")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "pip install 'ldfa_ros[fleet]'" in lines[0], lines
+
+
+def alive(pid: int) -> bool:
+    """A running process (a zombie has no command line left)."""
+    try:
+        return bool(Path(f"/proc/{pid}/cmdline").read_bytes())
+    except OSError:
+        return False
+
+
+def test_sigterm_stops_the_job_and_leaves_nothing_partial(tmp_path: Path) -> None:
+    """`ldfa fleet` as a batch job hit by its time limit: SIGTERM while a worker writes; exit 143, the
+    worker gone, no scratch folder, and a report saying what happened. (Its own Ray start, as a user's.)"""
+    long = write_sample_bag(tmp_path / "long_drive", 8, encoding="jpeg")
+    out = tmp_path / "out"
+    job = subprocess.Popen([sys.executable, "-m", "ldfa_ros.cli", "fleet", str(long), "-o", str(out), "--workers", "1"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        scratch: list[Path] = []
+        while not scratch and job.poll() is None and time.monotonic() < deadline:
+            scratch = list(out.glob(f".{long.name}.ldfa-partial-*")) if out.is_dir() else []
+            time.sleep(0.02)
+        assert scratch, "the worker never started writing"
+        worker = int(scratch[0].name.rsplit("-", 1)[1])
+        job.send_signal(signal.SIGTERM)
+        _, err = job.communicate(timeout=90)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 143, err
+    assert "interrupted" in err
+    assert leftovers(out, []) == []
+    for _ in range(100):  # Ray's shutdown ends its workers within moments
+        if not alive(worker):
+            break
+        time.sleep(0.1)
+    assert not alive(worker), "the worker outlived the job"
+    bags = fleet_report(out)["bags"]
+    assert [(b["status"], b["error"]) for b in bags] == [("failed", f"{long}: interrupted")]
