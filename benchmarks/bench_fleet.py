@@ -50,7 +50,7 @@ def fleet(bags: list[Path], out: Path, config: str) -> dict[str, Any]:
             "frames_per_s": totals["frames_per_s"],
             "frames_per_s_per_worker": totals["frames_per_s_per_worker"], "processing_s": report["processing_s"],
             "wall_s_with_ray_start": round(wall, 1), "load_before": load,
-            "bags_per_worker": _bags_per_worker(report)}
+            "load_after": os.getloadavg()[0], "bags_per_worker": _bags_per_worker(report)}
 
 
 def _bags_per_worker(report: dict[str, Any]) -> list[int]:
@@ -74,7 +74,7 @@ def main() -> None:
         load = os.getloadavg()[0]
         run(["bag", str(bags[0]), "-o", str(work / "single"), "--method", "blur"])
         single = json.loads(report_path(work / "single").read_text())
-        baseline = {"frames_per_s": single["frames_per_s"], "load_before": load}
+        baseline = {"frames_per_s": single["frames_per_s"], "load_before": load, "load_after": os.getloadavg()[0]}
         rows = [fleet(bags, work / f"out_{c}", c) for c in args.configs]
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -87,7 +87,7 @@ def main() -> None:
     result = {"benchmark": "bench_fleet", "bags": args.bags, "frames_per_bag": args.frames,
               "frame": "1920x1080 JPEG, 4 real faces", "method": "blur", "cpus": os.cpu_count(),
               "machine": platform.platform(), "python": platform.python_version(),
-              "note": "2-core VM shared with other engineers' jobs: load_before is the 1-minute load average",
+              "note": "2-core VM shared with other engineers' jobs: load_before/after are 1-minute load averages",
               "ldfa_bag_baseline": baseline, "fleet": rows}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

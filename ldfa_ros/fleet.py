@@ -92,7 +92,7 @@ class BagWorker:
         return result
 
 
-def connect(address: str, num_cpus: float | None = None, verbose: bool = False) -> tuple[ModuleType, bool]:
+def connect(address: str, num_cpus: int | None = None, verbose: bool = False) -> tuple[ModuleType, bool]:
     """Ray, connected: to a new instance on this machine (address 'local', loopback only) or to a running
     cluster ('auto' or HOST:PORT). A process already connected keeps its connection. Also says whether
     this call started it (and so should shut it down)."""
@@ -105,6 +105,8 @@ def connect(address: str, num_cpus: float | None = None, verbose: bool = False) 
         raise FleetError(f"Ray is not installed ({exc}); install the extra: {INSTALL}") from exc
     if ray.is_initialized():
         return ray, False
+    if not local:
+        _check_reachable(address)
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": verbose,
                                "logging_level": logging.INFO if verbose else logging.WARNING}
     try:
@@ -119,6 +121,17 @@ def connect(address: str, num_cpus: float | None = None, verbose: bool = False) 
         raise FleetError(f"a local Ray instance would listen beyond loopback ({LOCAL_ONLY_ENV} is set to "
                          f"{os.environ.get(LOCAL_ONLY_ENV)!r}); unset it, or start a cluster and pass --address")
     return ray, True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes of Ray's retries, when HOST:PORT does not answer."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # 'auto', or a ray:// client address: Ray resolves it and says what is wrong
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise FleetError(f"cannot reach the Ray cluster at {address}: {exc}") from exc
 
 
 def lock(out_dir: Path) -> IO[str]:
@@ -176,7 +189,7 @@ def _check_existing(job: BagJob) -> None:
         job.status = "failed"
         job.error = (f"{job.output} exists without its report {report_path(job.output).name}, so it is not a "
                      "finished ldfa output; move it away or pass --overwrite")
-    elif report.get("input") != str(job.source):
+    elif os.path.abspath(str(report.get("input"))) != str(job.source):
         job.status = "failed"
         job.error = f"{job.output} is the output of another input, {report.get('input')}; pass --overwrite"
     else:
@@ -382,10 +395,11 @@ def fleet_report(jobs: list[BagJob], resources: Resources | None, timing: dict[s
 
 
 def exit_code(jobs: list[BagJob]) -> int:
-    """As `ldfa bag`: 0 all done; 1 some bags or frames failed; 2 no output at all."""
+    """As `ldfa bag`: 0 all done; 1 some bags or frames failed (in this run or the one that wrote a skipped
+    bag); 2 no output at all."""
     if not any(j.status in ("done", "skipped") for j in jobs):
         return 2
-    failed_frames = any(t["errors_total"] for j in jobs if j.status == "done" and j.report
+    failed_frames = any(t["errors_total"] for j in jobs if j.status in ("done", "skipped") and j.report
                         for t in j.report["image_topics"].values())
     return 1 if failed_frames or any(j.status == "failed" for j in jobs) else 0
 

@@ -235,7 +235,7 @@ def test_bad_bags_among_good_ones(ray: Any, inputs: dict[str, tuple[Path, Path]]
 def test_refusals(inputs: dict[str, tuple[Path, Path]], tmp_path: Path, capsys: pytest.CaptureFixture,
                   monkeypatch: pytest.MonkeyPatch) -> None:
     """One line each, exit 2, nothing written: two inputs with one name; a foreign OUTPUT; an OUT_DIR another
-    fleet job holds; no Ray installed."""
+    fleet job holds; a cluster address nobody answers; no Ray installed."""
     src = inputs["sqlite3"][0]
     twin = tmp_path / "other" / src.name
     shutil.copytree(src, twin)
@@ -255,6 +255,9 @@ def test_refusals(inputs: dict[str, tuple[Path, Path]], tmp_path: Path, capsys: 
         assert main(["fleet", str(src), "-o", str(busy)]) == 2
     assert "another ldfa fleet job is writing here" in capsys.readouterr().err
     assert sorted(p.name for p in busy.iterdir()) == [fleet.LOCK]
+
+    with pytest.raises(fleet.FleetError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
+        fleet._check_reachable("127.0.0.1:1")  # nothing listens there: seconds, not Ray's minutes of retries
 
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees without the extra
     assert main(["fleet", str(src), "-o", str(tmp_path / "no_ray")]) == 2
