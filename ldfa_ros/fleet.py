@@ -478,13 +478,20 @@ def _not_negative(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
+    return value
+
+
 def add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "fleet", help="anonymize many bags on a Ray cluster (or on this machine's cores)",
         description="Run `ldfa bag` on every BAG, spread over Ray workers that each load the pipeline once, "
                     "writing OUT_DIR/<bag name> (same format) and its report. A rerun skips finished bags; a "
                     "worker that dies has its bag retried on another. Writes OUT_DIR/" + FLEET_REPORT + ". "
-                    "Exit code 0: all done; 1: some bags or frames failed (see the report); 2: nothing written. "
+                    "Exit code 0: all done; 1: some bags or frames failed (see the report); 2: no bag written. "
                     f"Needs the fleet extra: {INSTALL}.")
     p.add_argument("inputs", nargs="+", metavar="BAG", help="rosbag2 directories, .mcap/.db3 files, ROS 1 .bag files")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for the anonymized bags")
@@ -501,7 +508,8 @@ def add_commands(subparsers: Any) -> None:
                    help="read-ahead threads per worker, as `ldfa bag --jobs`; the detector itself uses the "
                         "worker's whole CPUs")
     p.add_argument("--topics", nargs="+", metavar="TOPIC", help="image topics to anonymize (default: all)")
-    p.add_argument("--retries", type=int, default=2, metavar="N", help="times a bag is retried after its worker died")
+    p.add_argument("--retries", type=_count, default=2, metavar="N",
+                   help="times a bag is retried after its worker died")
     p.add_argument("--overwrite", action="store_true", help="redo every bag, replacing finished outputs")
     p.add_argument("--report", metavar="PATH", help=f"fleet report JSON (default OUT_DIR/{FLEET_REPORT})")
     add_settings_arguments(p)
