@@ -15,7 +15,8 @@ from .settings import Settings, SettingsError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}  # what the frames codec reads (PNG, JPEG)
 # Modules that add their own subcommands with `add_commands(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("ldfa_ros.images", "ldfa_ros.bag", "ldfa_ros.eval.cli", "ldfa_ros.render.models")
+COMMAND_MODULES: tuple[str, ...] = ("ldfa_ros.images", "ldfa_ros.bag", "ldfa_ros.eval.cli", "ldfa_ros.render.models",
+                                    "ldfa_ros.fleet")
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:

@@ -237,8 +237,9 @@ def _record(face: Face, decision: Decision) -> FaceRecord:
                       decision.method, decision.reason)
 
 
-def build_pipeline(settings: Settings) -> Pipeline:
-    """The pipeline a user asked for: CenterFace on `settings.device` and the renderers `settings.method` needs."""
+def build_pipeline(settings: Settings, detector_threads: int = 0) -> Pipeline:
+    """The pipeline a user asked for: CenterFace on `settings.device` and the renderers `settings.method` needs.
+    `detector_threads` caps onnxruntime's CPU threads (0: one per core), e.g. for a fleet worker's share."""
     from .detect import CenterFace
 
     renderers: dict[str, Renderer] = {}
@@ -250,4 +251,4 @@ def build_pipeline(settings: Settings) -> Pipeline:
         if diffusion is not None:
             renderers["ldfa"] = diffusion
             planner = Planner(diffusion.predicted_ms)
-    return Pipeline(settings, CenterFace(device=settings.device), renderers, planner)
+    return Pipeline(settings, CenterFace(device=settings.device, threads=detector_threads), renderers, planner)

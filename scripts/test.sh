@@ -9,7 +9,7 @@ venv=${VENV:-.venv}
 "$venv/bin/python" -m pip install -q --upgrade pip
 # torch first and pinned: this version is a CPU build on this disk; an unpinned one pulls a multi-GB CUDA build.
 "$venv/bin/python" -m pip install -q torch==2.13.0
-"$venv/bin/python" -m pip install -q -e ".[diffusion,eval,test]"
+"$venv/bin/python" -m pip install -q -e ".[diffusion,eval,fleet,test]"
 "$venv/bin/python" -m pytest test -q "$@"
 "$venv/bin/python" -m mypy
 "$venv/bin/python" -m flake8 ldfa_ros test benchmarks launch

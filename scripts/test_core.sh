@@ -3,8 +3,8 @@
 # Usage: scripts/test_core.sh 3.10 3.12
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Everything but the tests of the diffusion and eval extras (torch, diffusers, dlib).
-extras_tests=(--ignore=test/test_ldfa.py --ignore=test/test_eval.py --ignore=test/test_gpu_dry_run.py)
+# Everything but the tests of the diffusion, eval and fleet extras (torch, diffusers, dlib, ray).
+extras_tests=(--ignore=test/test_ldfa.py --ignore=test/test_eval.py --ignore=test/test_gpu_dry_run.py --ignore=test/test_fleet.py)
 for version in "$@"; do
   python=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/python"$version" 2>/dev/null | sort -V | tail -1)
   python=${python:-$(command -v "python$version")}
