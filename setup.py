@@ -36,7 +36,7 @@ setup(
                       "peft>=0.10"],
         "eval": ["dlib-bin>=19.24", "face-recognition-models>=0.3"],
         "fleet": ["ray>=2.30"],  # `ldfa fleet`: many bags over a Ray cluster
-        "test": ["pytest>=7", "mypy>=1.8", "flake8>=6", "rclpy-intellisense", "catkin_pkg"],
+        "test": ["pytest>=7", "mypy>=1.8", "flake8>=6", "catkin_pkg"],
     },
     entry_points={
         "console_scripts": [
