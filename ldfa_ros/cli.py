@@ -5,6 +5,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -18,12 +19,22 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}  # what the frames codec reads (PNG, 
 COMMAND_MODULES: tuple[str, ...] = ("ldfa_ros.images", "ldfa_ros.bag", "ldfa_ros.eval.cli", "ldfa_ros.render.models")
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
-    """The anonymization options shared by every command that anonymizes, one per `Settings` field
-    (less those a command defines its own way, e.g. `ldfa eval --method` takes a list)."""
+# The `Settings` fields by the stage that reads them, so each command offers only the options it uses.
+DETECT_OPTIONS = ("threshold", "scales", "flip", "device")
+HIDE_OPTIONS = ("mask_scale", "shape", "feather", "method", "on_error", "budget_ms")
+DIFFUSION_OPTIONS = ("model", "lora", "tiny_vae", "scheduler", "steps", "resolution", "prompt", "negative_prompt",
+                     "guidance", "seed", "diffusion_device", "latency_file")
+IMAGE_OPTIONS = DETECT_OPTIONS + HIDE_OPTIONS + DIFFUSION_OPTIONS  # one file at a time: nothing to carry
+STREAM_OPTIONS = IMAGE_OPTIONS + ("carry_frames",)  # frames in sequence: faces carried between them
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = (),
+                           only: tuple[str, ...] = STREAM_OPTIONS) -> None:
+    """One option per `Settings` field the command uses (`only`), less those it defines its own way
+    (`exclude`, e.g. `ldfa eval --method` takes a list)."""
     group = parser.add_argument_group("anonymization")
     for row in Settings.describe():
-        if row["name"] in exclude:
+        if row["name"] in exclude or row["name"] not in only:
             continue
         flag = "--" + row["name"].replace("_", "-")
         default = row["default"]
@@ -86,12 +97,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"ldfa {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a write the command did not expect to fail: full disk, read-only folder
+        print(f"ldfa {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def node_main() -> None:
+    """Entry point of `ldfa_node`: the ROS 2 node, or one line saying ROS 2 is missing."""
+    try:
+        from .node import main as run_node
+    except ImportError as exc:
+        sys.exit(f"ldfa_node: error: ROS 2 (rclpy) is not available ({exc}); source your ROS 2 setup "
+                 "(e.g. /opt/ros/jazzy/setup.bash) and run it with `ros2 run ldfa_ros ldfa_node`")
+    run_node()
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write `data` as indented JSON, creating the parent folder."""
+    """Write `data` as indented JSON, creating the parent folder; atomically, so a reader never sees half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    partial = path.with_name(f".{path.name}.ldfa-tmp-{os.getpid()}")
+    try:
+        partial.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -221,13 +221,24 @@ def test_bad_arguments_give_clear_errors(runs: dict, tmp_path: Path, capsys: pyt
 
 
 def test_existing_output_needs_overwrite(runs: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--overwrite replaces only ldfa's own output (its report beside it), never a user's file or folder."""
     src = runs["ros1"][0]
     dst = tmp_path / "out.bag"
     dst.write_bytes(b"precious")
     assert main(["bag", str(src), "-o", str(dst), "--topics", "/cam/png"]) == 2
     assert "--overwrite" in capsys.readouterr().err and dst.read_bytes() == b"precious"
-    assert main(["bag", str(src), "-o", str(dst), "--topics", "/cam/png", "--overwrite"]) == 0
-    assert read(dst)[0] == read(src)[0]
+    assert main(["bag", str(src), "-o", str(dst), "--topics", "/cam/png", "--overwrite"]) == 2
+    assert "not an ldfa output" in capsys.readouterr().err and dst.read_bytes() == b"precious"
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "important.txt").write_text("keep me")
+    assert main(["bag", str(runs["sqlite3"][0]), "-o", str(folder), "--overwrite"]) == 2
+    assert (folder / "important.txt").read_text() == "keep me"
+    ours = tmp_path / "ours.bag"
+    assert main(["bag", str(src), "-o", str(ours), "--topics", "/cam/png"]) == 0
+    assert main(["bag", str(src), "-o", str(ours), "--topics", "/cam/png", "--overwrite"]) == 0
+    assert read(ours)[0] == read(src)[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours.bag", "ours.bag.ldfa_report.json", "out.bag", "work"]
 
 
 def test_interrupted_run_leaves_no_output(runs: dict, tmp_path: Path, detector: CenterFace) -> None:
