@@ -99,8 +99,10 @@ def output_format(path: Path, source: BagFormat, ros: str | None = None, storage
     """The format to write OUTPUT in: as asked, else as its name says (.bag, .mcap, .db3), else as the input."""
     ros = ros or ("ros1" if path.suffix == ".bag" else "ros2" if path.suffix in BARE_SUFFIXES else source.ros)
     if ros == "ros1":
-        if path.suffix != ".bag" or storage:
-            raise BagError(f"{path}: a ROS 1 bag must be a .bag file, and --storage applies to ROS 2 only")
+        if path.suffix != ".bag":
+            raise BagError(f"{path}: a ROS 1 bag must be a .bag file (the input is ROS 1; --format ros2 converts)")
+        if storage:
+            raise BagError(f"{path}: --storage applies to ROS 2 output only")
         return BagFormat("ros1")
     if path.suffix == ".bag":
         raise BagError(f"{path}: a ROS 2 bag cannot end in .bag (readers take that for ROS 1)")
