@@ -53,21 +53,27 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings().updated(**{k: v for k, v in given.items() if v is not None})
 
 
-def image_paths(inputs: Sequence[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+def image_paths(inputs: Sequence[str]) -> tuple[list[tuple[Path, Path]], list[str], list[Path]]:
     """(file, path relative to its input root) for image files given directly or inside directories;
-    and the inputs that do not exist."""
+    the inputs that do not exist; and the files inside directories that are not images we read."""
     found: list[tuple[Path, Path]] = []
     missing: list[str] = []
+    skipped: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += [(p, p.relative_to(path)) for p in sorted(path.rglob("*"))
-                      if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            for p in sorted(path.rglob("*")):
+                if not p.is_file() or p.name.startswith(".ldfa-"):
+                    continue
+                if p.suffix.lower() in IMAGE_SUFFIXES:
+                    found.append((p, p.relative_to(path)))
+                else:
+                    skipped.append(p)
         elif path.is_file():
             found.append((path, Path(path.name)))
         else:
             missing.append(item)
-    return found, missing
+    return found, missing, skipped
 
 
 def progress(items: Sequence[Any], desc: str, unit: str) -> Any:

@@ -286,5 +286,5 @@ def add_commands(subparsers: Any) -> None:
     d.set_defaults(run=run_download)
     c = sub.add_parser("check", help="say where the configured weights are, or how to fetch them",
                        description="Exit 0 when every weight the settings ask for is present offline.")
-    add_settings_arguments(c)
+    add_settings_arguments(c, only=("model", "lora", "tiny_vae"))  # the weights `find` looks for
     c.set_defaults(run=run_check)
