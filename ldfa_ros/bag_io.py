@@ -306,8 +306,8 @@ class McapCopy(BagCopy):
         self.writers.append(writer)
         self.out_paths.append(target)
         schema_ids = {0: 0}
-        for schema in sorted(summary.schemas.values(), key=lambda s: s.id):
-            schema_ids[schema.id] = writer.register_schema(schema.name, schema.encoding, schema.data)
+        for known in sorted(summary.schemas.values(), key=lambda s: s.id):
+            schema_ids[known.id] = writer.register_schema(known.name, known.encoding, known.data)
         counts = summary.statistics.channel_message_counts if summary.statistics else {}
         channels: dict[int, Connection] = {}
         for channel in sorted(summary.channels.values(), key=lambda c: c.id):

@@ -26,6 +26,9 @@ PIPELINE_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 # What must be present for each kind of weights to count as found.
 REQUIRED = {"model": ("model_index.json", "unet/config.json"), "tiny_vae": ("config.json",), "lora": ("*.safetensors",)}
 NOT_CACHED = "not a folder, and not in the local Hugging Face cache"
+# As README "Installation" says: torch first and pinned (an unpinned one pulls a multi-GB CUDA build).
+DIFFUSION_INSTALL = ("install torch first, pinned to the build for this machine (pip install torch==<version>), "
+                     "then pip install -e '.[diffusion]' (README, Installation)")
 NO_FOLDER = "no such folder (and not a Hugging Face id)"
 SCHEDULERS = {"lcm": "LCMScheduler", "dpm": "DPMSolverMultistepScheduler", "ddim": "DDIMScheduler",
               "euler": "EulerAncestralDiscreteScheduler"}
@@ -167,7 +170,7 @@ def build_renderer(settings: Settings, cache_dir: str | Path | None = None) -> L
             log.warning("method auto: latent diffusion unavailable, faces will be blurred. %s", exc)
             return None
         if isinstance(exc, ImportError):
-            raise ModelError(f"method ldfa needs the diffusion packages: pip install 'ldfa_ros[diffusion]' "
+            raise ModelError(f"method ldfa needs the diffusion packages: {DIFFUSION_INSTALL} "
                              f"({exc})") from exc
         raise
     from ..budget import LatencyModel
@@ -238,7 +241,7 @@ def _require_hub() -> None:
     try:
         import huggingface_hub  # noqa: F401
     except ImportError as exc:
-        raise ModelError(f"needs the diffusion packages: pip install 'ldfa_ros[diffusion]' ({exc})") from exc
+        raise ModelError(f"needs the diffusion packages: {DIFFUSION_INSTALL} ({exc})") from exc
 
 
 def run_download(args: argparse.Namespace) -> int:
