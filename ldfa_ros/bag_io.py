@@ -69,8 +69,8 @@ def rosbag2_metadata(path: Path) -> dict[str, Any]:
 class _Rosbag2Files:
     """The storage files of a rosbag2 directory or bare file, and its rosbag2 compression, unpacked on demand."""
 
-    def __init__(self, source: Path, work: Path) -> None:
-        self.source, self.work = source, work
+    def __init__(self, source: Path, work: Path, keep: bool) -> None:
+        self.source, self.work, self.keep = source, work, keep
         self.info = rosbag2_metadata(source) if source.is_dir() else {}
         names = self.info.get("relative_file_paths") or [] if source.is_dir() else [source.name]
         self.names: list[str] = [str(n) for n in names]
@@ -78,6 +78,7 @@ class _Rosbag2Files:
         self.fmt = str(self.info.get("compression_format") or "")
         if self.mode and self.fmt != "zstd":
             raise BagError(f"{source}: unsupported rosbag2 compression {self.fmt!r} (supported: zstd)")
+        self.unpack_all = self.mode == "MESSAGE" and not keep  # every message is written decompressed
 
     def readable(self, name: str) -> Path:
         """A path of file `name` to read: the input itself, or its unpacked copy in the work folder."""
@@ -94,9 +95,9 @@ class _Rosbag2Files:
         """The file name to write for input file `name` before it is packed again."""
         return Path(name).with_suffix("").name if self.mode == "FILE" else name
 
-    def pack(self, path: Path, keep: bool) -> None:
+    def pack(self, path: Path) -> None:
         """Compress a finished output file like the input's (per-file mode), or leave it unpacked."""
-        if self.mode == "FILE" and keep:
+        if self.mode == "FILE" and self.keep:
             packed = path.with_name(path.name + ".zstd")
             with path.open("rb") as src, packed.open("wb") as dst:
                 zstandard.ZstdCompressor().copy_stream(src, dst)
@@ -106,20 +107,20 @@ class _Rosbag2Files:
         return zstandard.ZstdDecompressor().decompress(data) if self.mode == "MESSAGE" else data
 
     def encode(self, data: bytes) -> bytes:
-        return zstandard.ZstdCompressor().compress(data) if self.mode == "MESSAGE" else data
+        return zstandard.ZstdCompressor().compress(data) if self.mode == "MESSAGE" and self.keep else data
 
-    def write_metadata(self, out_dir: Path, keep: bool, dropped: dict[str, int]) -> None:
+    def write_metadata(self, out_dir: Path, dropped: dict[str, int]) -> None:
         """metadata.yaml as written, with counts lowered by dropped frames and compression removed if asked."""
         if not self.source.is_dir():
             return
         text = (self.source / "metadata.yaml").read_text()
-        if dropped or (self.mode and not keep):
+        if dropped or (self.mode and not self.keep):
             doc = yaml.safe_load(text)
             info = doc["rosbag2_bagfile_information"]
             info["message_count"] = int(info.get("message_count", 0)) - sum(dropped.values())
             for topic in info.get("topics_with_message_count") or []:
                 topic["message_count"] -= dropped.get(topic["topic_metadata"]["name"], 0)
-            if self.mode and not keep:
+            if self.mode and not self.keep:
                 info["compression_mode"], info["compression_format"] = "", ""
                 if self.mode == "FILE":
                     info["relative_file_paths"] = [self.output_name(n) for n in self.names]
@@ -172,8 +173,8 @@ class SqliteCopy(BagCopy):
     def __init__(self, source: Path, out_dir: Path, work: Path, images: Callable[[list[Connection]], set[Key]],
                  keep_compression: bool) -> None:
         super().__init__()
-        self.files = _Rosbag2Files(source, work)
-        self.out_dir, self.keep = out_dir, keep_compression
+        self.files = _Rosbag2Files(source, work, keep_compression)
+        self.out_dir = out_dir
         self.typestore = get_typestore(Stores.LATEST)
         self.inputs: list[sqlite3.Connection] = []
         self.outputs: list[sqlite3.Connection] = []
@@ -221,15 +222,19 @@ class SqliteCopy(BagCopy):
     def messages(self) -> Iterator[tuple[Connection, int, bytes]]:
         for index, db in enumerate(self.inputs):
             topics = self.topic_maps[index]
-            wanted = [tid for tid, conn in topics.items() if key(by_key(self.connections, conn)) in self.images]
+            wanted = [tid for tid, conn in topics.items()
+                      if self.files.unpack_all or key(by_key(self.connections, conn)) in self.images]
             marks = ",".join("?" * len(wanted)) or "NULL"
             query = (f"SELECT id, topic_id, timestamp, CASE WHEN topic_id IN ({marks}) THEN data END FROM messages "
                      "ORDER BY timestamp, id")
             for row_id, topic_id, timestamp, data in db.execute(query, wanted):
                 conn = by_key(self.connections, topics[topic_id])
                 if data is not None:
-                    self.extras[key(conn)].append((index, row_id))
                     data = self.files.decode(data)
+                    if key(conn) in self.images:
+                        self.extras[key(conn)].append((index, row_id))
+                    else:  # unpacked for --compression none
+                        self.outputs[index].execute("UPDATE messages SET data = ? WHERE id = ?", (data, row_id))
                 yield conn, timestamp, data or b""
 
     def raw(self, conn: Connection, timestamp: int, data: Any) -> None:
@@ -249,8 +254,8 @@ class SqliteCopy(BagCopy):
             db.commit()
         self.close()
         for path in self.out_paths:
-            self.files.pack(path, self.keep)
-        self.files.write_metadata(self.out_dir, self.keep, self.dropped)
+            self.files.pack(path)
+        self.files.write_metadata(self.out_dir, self.dropped)
 
     def close(self) -> None:
         for db in self.inputs + self.outputs:
@@ -269,9 +274,8 @@ class McapCopy(BagCopy):
     def __init__(self, source: Path, out_dir: Path, work: Path, images: Callable[[list[Connection]], set[Key]],
                  compression: str) -> None:
         super().__init__()
-        self.files = _Rosbag2Files(source, work)
-        self.out_dir, self.keep = out_dir, compression != "none" or not self.files.mode
-        self.compression = compression
+        self.files = _Rosbag2Files(source, work, compression != "none")
+        self.out_dir, self.compression = out_dir, compression
         self.typestore = get_typestore(Stores.LATEST)
         self.streams: list[BinaryIO] = []
         self.writers: list[McapWriter] = []
@@ -332,7 +336,9 @@ class McapCopy(BagCopy):
                     if isinstance(record, records.Message):
                         conn = channels[record.channel_id]
                         self.extras[key(conn)].append((index, record.publish_time, record.sequence))
-                        data = self.files.decode(record.data) if key(conn) in self.images else record.data
+                        data = record.data
+                        if key(conn) in self.images or self.files.unpack_all:
+                            data = self.files.decode(data)
                         yield conn, record.log_time, data
                     elif isinstance(record, records.Attachment):
                         writer.add_attachment(record.create_time, record.log_time, record.name, record.media_type,
@@ -344,7 +350,7 @@ class McapCopy(BagCopy):
 
     def raw(self, conn: Connection, timestamp: int, data: Any) -> None:
         index, publish_time, sequence = self.extras[key(conn)].popleft()
-        if key(conn) in self.images:
+        if key(conn) in self.images:  # other messages are written as read
             data = self.files.encode(bytes(data))
         self.writers[index].add_message(self.out_channels[key(conn)], timestamp, bytes(data), publish_time, sequence)
 
@@ -353,8 +359,8 @@ class McapCopy(BagCopy):
             writer.finish()
         self.close()
         for path in self.out_paths:
-            self.files.pack(path, self.keep)
-        self.files.write_metadata(self.out_dir, self.keep, self.dropped)
+            self.files.pack(path)
+        self.files.write_metadata(self.out_dir, self.dropped)
 
     def close(self) -> None:
         for stream in self.streams:

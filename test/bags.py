@@ -17,6 +17,7 @@ import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin, Writer as Writer2
+from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 FRAMES = 4
@@ -118,7 +119,8 @@ def write_bag(path: Path, kind: str, *, corrupt: dict[str, int] | None = None, c
     """Write a test bag: kind is 'sqlite3', 'mcap' (ROS 2 directories) or 'ros1' (path should end in .bag).
 
     `corrupt` maps a camera topic to a frame index whose image data is replaced by garbage; `compression`
-    ('bz2', 'lz4') compresses the chunks of a ROS 1 bag."""
+    ('bz2', 'lz4') compresses the chunks of a ROS 1 bag; for ROS 2 ('file', 'message') it is rosbag2's zstd
+    compression of each file or each message."""
     ros1 = kind == "ros1"
     ts = get_typestore(Stores.ROS1_NOETIC if ros1 else Stores.ROS2_HUMBLE)
     if ros1:  # the Noetic store lacks tf2_msgs; its definition is one line
@@ -134,6 +136,8 @@ def write_bag(path: Path, kind: str, *, corrupt: dict[str, int] | None = None, c
                 store_size=False)
     else:
         writer = Writer2(path, version=9, storage_plugin=StoragePlugin[kind.upper()])
+        if compression:
+            writer.set_compression(CompressionMode[compression.upper()], CompressionFormat.ZSTD)
     serialize = ts.serialize_ros1 if ros1 else ts.serialize_cdr
     with writer:
         conns = {}

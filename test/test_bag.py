@@ -241,6 +241,28 @@ def test_existing_output_needs_overwrite(runs: dict, tmp_path: Path, capsys: pyt
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ours.bag", "ours.bag.ldfa_report.json", "out.bag", "work"]
 
 
+@pytest.mark.parametrize("kind", ["sqlite3", "mcap"])
+@pytest.mark.parametrize("mode", ["file", "message"])
+def test_rosbag2_compression_is_kept(tmp_path: Path, detector: CenterFace, kind: str, mode: str) -> None:
+    """rosbag2 zstd per file (`x.db3.zstd`) or per message: the same files and metadata.yaml come out, and
+    rosbags reads the same messages but the anonymized images."""
+    src = write_bag(tmp_path / "in", kind, compression=mode).path
+    dst = tmp_path / "out"
+    anonymize_bag(src, dst, fresh(detector), topics=["/cam/png"])
+    assert sorted(p.name for p in dst.iterdir()) == sorted(p.name for p in src.iterdir())
+    assert (dst / "metadata.yaml").read_text() == (src / "metadata.yaml").read_text()
+    conns_in, msgs_in = read(src)
+    conns_out, msgs_out = read(dst)
+    assert conns_out == conns_in
+    for topic, rows in msgs_in.items():
+        same = [a[:2] == b[:2] for a, b in zip(rows, msgs_out[topic])]
+        assert len(rows) == len(msgs_out[topic]) and (not any(same) if topic == "/cam/png" else all(same)), topic
+    plain = tmp_path / "plain"
+    anonymize_bag(src, plain, fresh(detector), topics=["/cam/png"], compression="none")
+    assert not list(plain.glob("*.zstd")) and "compression_mode: ''" in (plain / "metadata.yaml").read_text()
+    assert read(plain)[0] == conns_in
+
+
 def test_interrupted_run_leaves_no_output(runs: dict, tmp_path: Path, detector: CenterFace) -> None:
     pipeline = fresh(detector)
     calls = []
