@@ -383,6 +383,7 @@ def _messages(reader: BagCopy, source: Path) -> Iterator[tuple[Connection, int, 
 
 
 PARTIAL = ".ldfa-partial"  # marker file inside a scratch folder: written by this tool, with its pid
+SAMPLE_MARK = ".ldfa-sample"  # marker file inside the demo's sample bag, which the next demo run replaces
 
 
 def anonymize_bag(source: Path, output: Path, pipeline: Pipeline, *, topics: Sequence[str] | None = None,
@@ -560,8 +561,12 @@ def run_demo_bag(out: Path, settings: Settings) -> int:
     """`ldfa demo`, bag part: write OUT/sample_bag (6 JPEG camera frames with faces beside Imu, TF and
     String topics) and anonymize it into OUT/anonymized_bag exactly as `ldfa bag` does."""
     sample = out / "sample_bag"
-    shutil.rmtree(sample, ignore_errors=True)
+    if sample.exists():
+        if not (sample / SAMPLE_MARK).is_file():
+            raise FileExistsError(f"{sample} exists and is not ldfa's sample bag; choose another demo folder")
+        shutil.rmtree(sample)
     write_sample_bag(sample, 6, encoding="jpeg")
+    (sample / SAMPLE_MARK).write_text("written by `ldfa demo`; replaced by its next run\n")
     report = anonymize_bag(sample, out / "anonymized_bag", build_pipeline(settings), overwrite=True,
                            show_progress=True)
     errors = sum(t["errors_total"] for t in report["image_topics"].values())

@@ -106,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a write the command did not expect to fail: full disk, read-only folder
         print(f"ldfa {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"ldfa {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def node_main() -> None:

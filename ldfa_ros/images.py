@@ -238,5 +238,5 @@ def add_commands(subparsers: Any) -> None:
                               description="Write sample frames with a real face to OUT_DIR/sample, anonymize them "
                                           "into OUT_DIR/anonymized and write before/after images to look at.")
     p.add_argument("-o", "--output", default="ldfa_demo", metavar="OUT_DIR", help="where to write everything")
-    add_settings_arguments(p, only=IMAGE_OPTIONS)
+    add_settings_arguments(p)  # its sample bag carries faces between frames too
     p.set_defaults(run=run_demo)
