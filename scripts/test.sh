@@ -10,6 +10,10 @@ venv=${VENV:-.venv}
 # torch first and pinned: this version is a CPU build on this disk; an unpinned one pulls a multi-GB CUDA build.
 "$venv/bin/python" -m pip install -q torch==2.13.0
 "$venv/bin/python" -m pip install -q -e ".[diffusion,eval,fleet,test]"
+# Debian's ROS 1 rosbag reads our ROS 1 bags as an independent reader in test/test_bag_readers.py (skipped without it).
+if ! /usr/bin/python3 -c "import rosbag" 2>/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  { apt-get update -qq && apt-get install -y -qq python3-rosbag >/dev/null; } || echo "test.sh: python3-rosbag not installed" >&2
+fi
 "$venv/bin/python" -m pytest test -q "$@"
 "$venv/bin/python" -m mypy
 "$venv/bin/python" -m flake8 ldfa_ros test benchmarks launch

@@ -221,13 +221,46 @@ def test_bad_arguments_give_clear_errors(runs: dict, tmp_path: Path, capsys: pyt
 
 
 def test_existing_output_needs_overwrite(runs: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--overwrite replaces only ldfa's own output (its report beside it), never a user's file or folder."""
     src = runs["ros1"][0]
     dst = tmp_path / "out.bag"
     dst.write_bytes(b"precious")
     assert main(["bag", str(src), "-o", str(dst), "--topics", "/cam/png"]) == 2
     assert "--overwrite" in capsys.readouterr().err and dst.read_bytes() == b"precious"
-    assert main(["bag", str(src), "-o", str(dst), "--topics", "/cam/png", "--overwrite"]) == 0
-    assert read(dst)[0] == read(src)[0]
+    assert main(["bag", str(src), "-o", str(dst), "--topics", "/cam/png", "--overwrite"]) == 2
+    assert "not an ldfa output" in capsys.readouterr().err and dst.read_bytes() == b"precious"
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "important.txt").write_text("keep me")
+    assert main(["bag", str(runs["sqlite3"][0]), "-o", str(folder), "--overwrite"]) == 2
+    assert (folder / "important.txt").read_text() == "keep me"
+    ours = tmp_path / "ours.bag"
+    assert main(["bag", str(src), "-o", str(ours), "--topics", "/cam/png"]) == 0
+    assert main(["bag", str(src), "-o", str(ours), "--topics", "/cam/png", "--overwrite"]) == 0
+    assert read(ours)[0] == read(src)[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours.bag", "ours.bag.ldfa_report.json", "out.bag", "work"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite3", "mcap"])
+@pytest.mark.parametrize("mode", ["file", "message"])
+def test_rosbag2_compression_is_kept(tmp_path: Path, detector: CenterFace, kind: str, mode: str) -> None:
+    """rosbag2 zstd per file (`x.db3.zstd`) or per message: the same files and metadata.yaml come out, and
+    rosbags reads the same messages but the anonymized images."""
+    src = write_bag(tmp_path / "in", kind, compression=mode).path
+    dst = tmp_path / "out"
+    anonymize_bag(src, dst, fresh(detector), topics=["/cam/png"])
+    assert sorted(p.name for p in dst.iterdir()) == sorted(p.name for p in src.iterdir())
+    assert (dst / "metadata.yaml").read_text() == (src / "metadata.yaml").read_text()
+    conns_in, msgs_in = read(src)
+    conns_out, msgs_out = read(dst)
+    assert conns_out == conns_in
+    for topic, rows in msgs_in.items():
+        same = [a[:2] == b[:2] for a, b in zip(rows, msgs_out[topic])]
+        assert len(rows) == len(msgs_out[topic]) and (not any(same) if topic == "/cam/png" else all(same)), topic
+    plain = tmp_path / "plain"
+    anonymize_bag(src, plain, fresh(detector), topics=["/cam/png"], compression="none")
+    assert not list(plain.glob("*.zstd")) and "compression_mode: ''" in (plain / "metadata.yaml").read_text()
+    assert read(plain)[0] == conns_in
 
 
 def test_interrupted_run_leaves_no_output(runs: dict, tmp_path: Path, detector: CenterFace) -> None:

