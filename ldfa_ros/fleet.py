@@ -30,6 +30,7 @@ from typing import IO, Any, Sequence
 
 from tqdm import tqdm
 
+from .bag import PARTIAL as BAG_MARKER
 from .bag import BagError, anonymize_bag, check_paths, report_path
 from .cli import add_settings_arguments, settings_from_args, write_json
 from .pipeline import Pipeline, build_pipeline
@@ -202,11 +203,12 @@ def _read_report(path: Path) -> dict[str, Any] | None:
 
 
 def remove_partials(output: Path) -> None:
-    """Remove the scratch folders a dead worker left beside OUTPUT (the bag tool's own naming)."""
+    """Remove the scratch folders a dead worker left beside OUTPUT: only those carrying the bag tool's marker
+    (its pid may be on another host, so it is not checked: OUT_DIR's lock says no other job writes there).
+    An unmarked folder is not ours: it stays, and the bag tool refuses that bag naming it."""
     for path in output.parent.glob(PARTIAL.format(name=glob.escape(output.name))):
-        shutil.rmtree(path, ignore_errors=True)
-        if path.exists() or path.is_symlink():
-            path.unlink()
+        if path.is_dir() and not path.is_symlink() and (path / BAG_MARKER).is_file():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass

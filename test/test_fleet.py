@@ -19,6 +19,7 @@ from rosbags.highlevel import AnyReader
 
 from bags import CAMERAS, write_bag
 from ldfa_ros import fleet
+from ldfa_ros.bag import PARTIAL as PARTIAL_MARKER
 from ldfa_ros.bag import anonymize_bag, report_path
 from ldfa_ros.cli import main
 from ldfa_ros.detect import CenterFace
@@ -155,8 +156,13 @@ def test_fleet_anonymizes_every_format_like_ldfa_bag_and_reruns_as_no_op(
     # A partial output (a dead worker's scratch folder, its OUTPUT missing) is redone; the rest is skipped.
     mcap = inputs["mcap"][0]
     shutil.rmtree(out / mcap.name)
-    (out / f".{mcap.name}.ldfa-partial-4242").mkdir()
-    (out / f".{mcap.name}.ldfa-partial-4242" / "half.mcap").write_bytes(b"half a bag")
+    scratch = out / f".{mcap.name}.ldfa-partial-4242"
+    scratch.mkdir()
+    (scratch / "half.mcap").write_bytes(b"half a bag")
+    # Not marked as the bag tool's: a user's folder, kept, and that bag refused naming it.
+    assert main(["fleet", *sources, "-o", str(out), "--workers", "2"]) == 1
+    assert (scratch / "half.mcap").read_bytes() == b"half a bag"
+    (scratch / PARTIAL_MARKER).write_text('{"pid": 4242}\n')  # as the bag tool marks its scratch folders
     assert main(["fleet", *sources, "-o", str(out), "--workers", "2"]) == 0
     assert leftovers(out, [s.name for s, _ in inputs.values()]) == []
     assert_like_direct(out / mcap.name, inputs["mcap"][1])
