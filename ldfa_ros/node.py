@@ -28,7 +28,7 @@ from .samples import sample_frames
 from .live import CameraStatus, LiveAnonymizer, Output
 from .pipeline import FaceRecord, Pipeline, build_pipeline
 from .record import Recorder
-from .settings import Settings
+from .settings import Settings, from_parameters
 
 SUBSCRIBE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 PUBLISH_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
@@ -68,7 +68,7 @@ class LdfaNode(Node):
         self._owned = {s.name for s in specs}
         values = {s.name: self.get_parameter(s.name).value for s in specs}
         node_only = {s.name for s in node_config.NODE_PARAMETERS}
-        settings = Settings().updated(**{k: v for k, v in values.items() if k not in node_only})
+        settings = from_parameters({k: v for k, v in values.items() if k not in node_only})
         cameras = node_config.camera_topics(list(values["cameras"]), values["output_suffix"],
                                             values["detections_suffix"])
         # cameras are known by their resolved input topic (after namespace and remapping) everywhere

@@ -141,8 +141,8 @@ def test_missing_extra_names_what_to_install(monkeypatch):
 
 def test_method_list_is_checked():
     assert parse_methods("blur, mask,blur") == ["blur", "mask"]
-    with pytest.raises(ValueError, match="unknown deface.*choose from none, weakblur"):
-        parse_methods("blur,deface")
+    with pytest.raises(ValueError, match="unknown smudge.*choose from none, weakblur, deface"):
+        parse_methods("blur,smudge")
 
 
 def test_wider_counting_with_ignored_faces():
@@ -188,7 +188,7 @@ def test_dataset_errors_name_the_entry(tmp_path):
         ({"file": "a.png", "width": 20, "height": 10}, "missing faces"),
         ({"file": "b.png", "width": 20, "height": 10, "faces": []}, "b.png not found"),
         ({"file": "a.png", "width": 20, "height": 10, "faces": [[1, 2, 3]]}, r"entry 0 \(a.png\) faces: expected"),
-        ({"file": "a.png", "width": 20, "height": 10, "faces": [[5, 5, 1, 9]]}, "x2 > x1"),
+        ({"file": "a.png", "width": 20, "height": 10, "faces": [[5, 5, 1, 9]]}, "x2 >= x1"),
     ):
         (tmp_path / "labels.json").write_text(json.dumps([entry]))
         with pytest.raises((ValueError, FileNotFoundError), match=message):
