@@ -299,6 +299,15 @@ def test_budget_miss_is_a_warning(env, astronaut) -> None:
     assert status.level == b"\x01" and "budget" in status.message
 
 
+def test_node_defaults_to_the_realtime_preset_and_opts_in_to_recall(env) -> None:
+    live = env.make()._live.pipeline.settings
+    assert (live.preset, live.scales, live.flip) == ("realtime", (1.0,), False)
+    recall = env.make(preset="recall")._live.pipeline.settings
+    assert (recall.threshold, recall.scales, recall.flip) == (0.22, (1.0, 2.0), True)
+    tuned = env.make(preset="recall", threshold=0.4)._live.pipeline.settings
+    assert (tuned.threshold, tuned.scales) == (0.4, (1.0, 2.0))
+
+
 def test_runtime_parameters_are_validated(env, astronaut) -> None:
     node = env.make()
     P = env.Parameter
