@@ -35,7 +35,8 @@ setup(
         "diffusion": ["torch>=2.1", "diffusers>=0.30", "transformers>=4.40", "safetensors", "huggingface_hub",
                       "peft>=0.10"],
         "eval": ["dlib-bin>=19.24", "face-recognition-models>=0.3"],
-        "test": ["pytest>=7", "mypy>=1.8", "flake8>=6", "rclpy-intellisense", "catkin_pkg"],
+        "test": ["pytest>=7", "mypy>=1.8", "flake8>=6", "rclpy-intellisense", "catkin_pkg",
+                 "mcap-ros2-support>=0.5"],  # Foxglove's MCAP reader, an independent check of our bags
     },
     entry_points={
         "console_scripts": [
