@@ -51,7 +51,7 @@ from .detect import Detections
 from .pipeline import FrameInput, FrameResult, Pipeline, build_pipeline
 from .samples import write_sample_bag
 from .settings import Settings
-from .track import window_faces
+from .track import distinct_faces, window_faces
 
 log = logging.getLogger("ldfa_ros.bag")
 
@@ -146,7 +146,9 @@ class TopicReport:
     masked: int = 0
     dropped: int = 0
     faces_detected: int = 0
-    faces_hidden: dict[str, int] = field(default_factory=dict)  # by method
+    faces: int = 0  # distinct faces hidden, summed over frames (overlapping regions of one face count once)
+    regions: int = 0  # regions hidden, summed over frames (a face may have several: tracked, from neighbours)
+    faces_hidden: dict[str, int] = field(default_factory=dict)  # regions by method
     faces_from_neighbours: int = 0  # hidden faces this frame did not detect itself (age > 0)
     fallbacks: dict[str, int] = field(default_factory=dict)  # by reason, for faces not hidden as configured
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -305,6 +307,8 @@ class _BagRun:
         topic.size = prepared.decoded.rgb.shape[:2]
         if prepared.detections is not None:
             report.faces_detected += len(prepared.detections)
+        report.faces += distinct_faces([np.asarray(f.box) for f in result.faces])
+        report.regions += len(result.faces)
         for face in result.faces:
             report.faces_hidden[face.method] = report.faces_hidden.get(face.method, 0) + 1
             report.faces_from_neighbours += face.age > 0
@@ -607,7 +611,8 @@ def run_bag(args: argparse.Namespace) -> int:
             print(f"ldfa bag: {source}: {name} message #{err['index']}: {err['error']} ({err['action']})",
                   file=sys.stderr)
     print(f"{sum(t['frames_in'] for t in topics)} frame(s) on {len(report['image_topics'])} image topic(s) -> "
-          f"{output}: {sum(sum(t['faces_hidden'].values()) for t in topics)} face(s) hidden, {errors} error(s), "
+          f"{output}: {sum(t['faces'] for t in topics)} face(s) hidden in {sum(t['regions'] for t in topics)} "
+          f"region(s), {errors} error(s), "
           f"{report['frames_per_s']} frames/s; report in {report_path(output)}")
     return 1 if errors else 0
 

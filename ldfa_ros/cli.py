@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
-from .settings import Settings, SettingsError
+from .settings import OFFLINE_PRESET, Settings, SettingsError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}  # what the frames codec reads (PNG, JPEG)
 # Modules that add their own subcommands with `add_commands(subparsers)`.
@@ -39,7 +39,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, 
             continue
         flag = "--" + row["name"].replace("_", "-")
         default = row["default"]
-        text = f"{row['description']} (default {default})"
+        text = f"{row['description']} (default {OFFLINE_PRESET if row['name'] == 'preset' else default})"
         if isinstance(default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif isinstance(default, tuple):
@@ -48,9 +48,11 @@ def add_settings_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, 
             group.add_argument(flag, type=type(default), choices=row["choices"], default=None, help=text)
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from the shared options (only those given), validated."""
+def settings_from_args(args: argparse.Namespace, preset: str = OFFLINE_PRESET) -> Settings:
+    """Settings from the shared options (only those given), validated; offline commands take the
+    high-recall `preset` unless told otherwise."""
     given = {row["name"]: getattr(args, row["name"], None) for row in Settings.describe()}
+    given["preset"] = given["preset"] or preset
     return Settings().updated(**{k: v for k, v in given.items() if v is not None})
 
 

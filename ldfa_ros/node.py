@@ -34,7 +34,7 @@ from .samples import sample_frames
 from .live import CameraStatus, LiveAnonymizer, Output, PublisherClosed
 from .pipeline import FaceRecord, Pipeline, build_pipeline
 from .record import Recorder
-from .settings import Settings
+from .settings import Settings, from_parameters
 
 try:  # Iron and later; Humble has the same classes in qos_event (deprecated since)
     from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks, UnsupportedEventTypeError
@@ -115,7 +115,7 @@ class LdfaNode(Node):
                                       "no detections topics")
         self._vision = vision if values["publish_detections"] else None
         try:
-            settings = Settings().updated(**{k: v for k, v in values.items() if k not in node_only})
+            settings = from_parameters({k: v for k, v in values.items() if k not in node_only})
             for name in ("budget_reference", "diagnostics_period"):
                 node_config.check_node_value(name, values[name])
             cameras = node_config.camera_topics(values["cameras"], values["output_suffix"],

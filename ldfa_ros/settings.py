@@ -10,6 +10,13 @@ from typing import Any
 
 METHODS = ("blur", "pixelate", "mask", "ldfa", "auto")
 CLASSIC_METHODS = ("blur", "pixelate", "mask")
+# Detector presets (coverage and cost measured on WIDER dev: README "Detection settings and what they cover").
+PRESETS: dict[str, dict[str, Any]] = {
+    "realtime": {"threshold": 0.2, "scales": (1.0,), "flip": False},  # one native pass: the live node's default
+    "recall": {"threshold": 0.22, "scales": (1.0, 2.0), "flip": True},  # 4 passes: offline commands' default
+}
+OFFLINE_PRESET = "recall"
+PRESET_FIELDS = ("threshold", "scales", "flip")
 
 
 def _spec(default: Any, description: str, *, low: float | None = None, high: float | None = None,
@@ -28,13 +35,18 @@ class SettingsError(ValueError):
 class Settings:
     """What to detect and how to hide it. Field metadata documents each one."""
 
+    preset: str = _spec("realtime", "detector preset setting threshold, scales and flip: realtime (one native "
+                        "pass) or recall (native and 2x passes, each also mirrored: about 4x the CPU cost); the "
+                        "live node defaults to realtime, offline commands to recall; threshold, scales and flip "
+                        "given as well override it", choices=tuple(PRESETS))
     threshold: float = _spec(0.2, "face detector score threshold; lower finds more faces and more false alarms",
                              low=0.01, high=0.99, runtime=True)
     scales: tuple[float, ...] = _spec((1.0,), "detector passes as image scale factors, merged by NMS; "
                                       "1.0 is native resolution, 2.0 adds a pass that finds faces half as large",
                                       low=0.25, high=4.0)
     flip: bool = _spec(False, "also detect on the mirrored frame (higher recall, twice the detector cost)")
-    mask_scale: float = _spec(1.3, "face box dilation factor about its centre before hiding", low=1.0, high=3.0,
+    mask_scale: float = _spec(1.5, "face box dilation factor about its centre before hiding (the region is "
+                              "another 1.15 times taller, for chin and forehead)", low=1.0, high=3.0,
                               runtime=True)
     shape: str = _spec("ellipse", "shape of the hidden region inside the dilated box", choices=("ellipse", "box"),
                        runtime=True)
@@ -85,14 +97,32 @@ class Settings:
         return rows
 
     def updated(self, **changes: Any) -> Settings:
-        """A copy with `changes` applied after checking each one."""
+        """A copy with `changes` applied after checking each one; a `preset` applies first, so the
+        detector fields given with it override it."""
         known = {f.name: f for f in fields(Settings)}
+        if "preset" in changes:
+            preset = _check("preset", changes["preset"], self.preset, known["preset"].metadata)
+            changes = {**PRESETS[preset], **changes, "preset": preset}
         clean: dict[str, Any] = {}
         for name, value in changes.items():
             if name not in known:
                 raise SettingsError(f"unknown setting {name!r}; known: {', '.join(known)}")
             clean[name] = _check(name, value, getattr(self, name), known[name].metadata)
         return replace(self, **clean)
+
+
+def from_parameters(values: dict[str, Any]) -> Settings:
+    """Settings from a full set of values, as ROS parameters give them (every field has a value): a
+    detector field left at its default takes the preset's value, so `preset: recall` alone is enough."""
+    defaults = Settings()
+    preset = values.get("preset", defaults.preset)
+    clean = {k: v for k, v in values.items()
+             if not (k in PRESET_FIELDS and _same(v, getattr(defaults, k)) and preset != defaults.preset)}
+    return defaults.updated(**clean)
+
+
+def _same(value: Any, default: Any) -> bool:
+    return list(value) == list(default) if isinstance(default, tuple) else bool(value == default)
 
 
 def _check(name: str, value: Any, current: Any, meta: Any) -> Any:

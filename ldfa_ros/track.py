@@ -1,9 +1,12 @@
 """Carry faces across frames so that a one-frame detector miss never leaks a face.
 
-A light IoU tracker per stream: detections are matched to tracks greedily by overlap; a track the
-detector lost keeps being hidden for `carry_frames` frames at its constant-velocity prediction,
-grown a little each missed frame to absorb motion. Track ids also give the diffusion renderer a
-stable seed, so one person keeps one synthetic face.
+Live, a light tracker per stream: detections are matched to tracks greedily by overlap (or, for a
+fast face, by nearness at its own size); a track the detector lost stays hidden for `carry_frames`
+frames where its velocity, measured between its sightings, takes it, at the size it was last seen
+and grown a little each missed frame for the error of that guess. Offline (bags) we can look both
+ways: `window_faces` links a window's detections into tracks the same way and puts a face the frame
+missed between its sightings either side. Track ids also give the diffusion renderer a stable seed,
+so one person keeps one synthetic face.
 """
 from __future__ import annotations
 
@@ -16,6 +19,11 @@ import numpy as np
 from .detect.detections import Detections, iou_matrix
 
 GROWTH_PER_MISSED_FRAME = 0.05
+MATCH_IOU = 0.3
+# Sightings `frames` apart may be one face up to REACH face sizes a frame apart (sizes within SIZE_RATIO):
+# a face crossing a panning frame moves most of its width a frame.
+REACH = 1.5
+SIZE_RATIO = 1.6
 
 
 @dataclass(frozen=True)
@@ -29,19 +37,54 @@ class Face:
     landmarks: np.ndarray | None = None
 
 
+def moved(box: np.ndarray, velocity: np.ndarray, frames: float) -> np.ndarray:
+    """`box` after `frames` frames at `velocity` (x, y per frame of its centre), at its own size grown
+    by GROWTH_PER_MISSED_FRAME a frame."""
+    centre = (box[:2] + box[2:]) / 2 + velocity * frames
+    half = (box[2:] - box[:2]) * (1.0 + GROWTH_PER_MISSED_FRAME * abs(frames)) / 2
+    return np.concatenate([centre - half, centre + half]).astype(np.float32)
+
+
+def affinity(a: np.ndarray, b: np.ndarray, frames: np.ndarray | float = 1.0) -> np.ndarray:
+    """How plausibly each (N, 4) box of `a` and (M, 4) box of `b` are one face `frames` apart: their IoU,
+    or, where higher, 1 at the same centre falling to 0 at REACH face sizes per frame (sizes alike)."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    size_a, size_b = (a[:, 2:] - a[:, :2]).max(axis=1), (b[:, 2:] - b[:, :2]).max(axis=1)
+    distance = np.linalg.norm((a[:, None, :2] + a[:, None, 2:] - b[None, :, :2] - b[None, :, 2:]) / 2, axis=2)
+    size = np.maximum(size_a[:, None], size_b[None])
+    ratio = size / np.maximum(np.minimum(size_a[:, None], size_b[None]), 1e-6)
+    near = np.where(ratio < SIZE_RATIO, 1.0 - distance / np.maximum(size * REACH * np.asarray(frames), 1e-6), 0.0)
+    return np.maximum(iou_matrix(a, b), near)
+
+
 @dataclass
 class _Track:
     face: Face
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+    seen: np.ndarray  # the last detected box
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
 
-    def predicted(self) -> np.ndarray:
-        return self.face.box + self.velocity
+    def predicted(self, ahead: int = 1) -> np.ndarray:
+        """Where the face is `ahead` frames after this one."""
+        return moved(self.seen, self.velocity, self.face.age + ahead)
+
+    def sighted(self, face: Face) -> _Track:
+        frames = self.face.age + 1
+        step = (_centre(face.box) - _centre(self.seen)) / frames
+        velocity = step if not self.velocity.any() else 0.5 * self.velocity + 0.5 * step
+        return _Track(face, face.box, velocity.astype(np.float32))
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    return (box[:2] + box[2:]) / 2
 
 
 class Tracker:
     """One stream's tracks."""
 
-    def __init__(self, carry_frames: int, match_iou: float = 0.3) -> None:
+    def __init__(self, carry_frames: int, match_iou: float = MATCH_IOU) -> None:
         self.carry_frames = carry_frames
         self.match_iou = match_iou
         self._tracks: list[_Track] = []
@@ -50,24 +93,20 @@ class Tracker:
     def update(self, detections: Detections) -> list[Face]:
         """Faces to hide in this frame: all detections, plus recently lost tracks carried over."""
         predicted = np.array([t.predicted() for t in self._tracks], np.float32).reshape(-1, 4)
-        pairs = _greedy_match(iou_matrix(predicted, detections.boxes), self.match_iou)
+        pairs = _greedy_match(affinity(predicted, detections.boxes), self.match_iou)
         matched_tracks = {ti for ti, _ in pairs}
         matched_dets = {di for _, di in pairs}
-        survivors: list[_Track] = []
-        for ti, di in pairs:
-            track = self._tracks[ti]
-            box = detections.boxes[di]
-            velocity = 0.5 * track.velocity + 0.5 * (box - track.face.box) / (track.face.age + 1)
-            survivors.append(_Track(self._face(detections, di, track.face.track_id), velocity.astype(np.float32)))
+        survivors = [self._tracks[ti].sighted(self._face(detections, di, self._tracks[ti].face.track_id))
+                     for ti, di in pairs]
         for ti, track in enumerate(self._tracks):
             if ti in matched_tracks or track.face.age >= self.carry_frames:
                 continue
-            box = _grow(track.predicted(), 1.0 + GROWTH_PER_MISSED_FRAME)
-            face = Face(box, track.face.score, track.face.track_id, track.face.age + 1, None)
-            survivors.append(_Track(face, track.velocity))
+            face = Face(track.predicted(), track.face.score, track.face.track_id, track.face.age + 1, None)
+            survivors.append(_Track(face, track.seen, track.velocity))
         for di in range(len(detections)):
             if di not in matched_dets:
-                survivors.append(_Track(self._face(detections, di, next(self._ids))))
+                face = self._face(detections, di, next(self._ids))
+                survivors.append(_Track(face, face.box))
         self._tracks = survivors
         return [t.face for t in survivors]
 
@@ -77,13 +116,13 @@ class Tracker:
                     detections.landmarks[index].copy())
 
 
-def _greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
-    """(row, col) pairs, best overlap first, each row and column used once."""
+def _greedy_match(score: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """(row, col) pairs, best score first, each row and column used once."""
     pairs: list[tuple[int, int]] = []
-    if iou.size == 0:
+    if score.size == 0:
         return pairs
-    rows, cols = np.nonzero(iou >= threshold)
-    order = np.argsort(-iou[rows, cols], kind="stable")
+    rows, cols = np.nonzero(score >= threshold)
+    order = np.argsort(-score[rows, cols], kind="stable")
     used_r: set[int] = set()
     used_c: set[int] = set()
     for r, c in zip(rows[order].tolist(), cols[order].tolist()):
@@ -92,12 +131,6 @@ def _greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
             used_r.add(r)
             used_c.add(c)
     return pairs
-
-
-def _grow(box: np.ndarray, factor: float) -> np.ndarray:
-    centre = (box[:2] + box[2:]) / 2
-    half = (box[2:] - box[:2]) * factor / 2
-    return np.concatenate([centre - half, centre + half]).astype(np.float32)
 
 
 class StreamTrackers:
@@ -115,61 +148,82 @@ class StreamTrackers:
         return tracker.update(detections)
 
 
-def window_faces(window: Sequence[Detections | None], center: int, match_iou: float = 0.3) -> list[Face]:
+@dataclass
+class _Chain:
+    """One face's sightings in a window: frame index -> (box, score)."""
+
+    sightings: dict[int, tuple[np.ndarray, float]]
+
+    def last(self) -> int:
+        return max(self.sightings)
+
+    def predicted(self, index: int) -> np.ndarray:
+        """Where the face is at frame `index`, from the motion between its two sightings nearest to it."""
+        near = sorted(self.sightings, key=lambda i: abs(index - i))
+        box = self.sightings[near[0]][0]
+        velocity = np.zeros(2)
+        if len(near) > 1:
+            velocity = (_centre(box) - _centre(self.sightings[near[1]][0])) / (near[0] - near[1])
+        return moved(box, velocity, index - near[0])
+
+
+def link(window: Sequence[Detections | None], match: float = MATCH_IOU) -> list[_Chain]:
+    """One stream's window of detections linked into faces: each frame's boxes join the face whose
+    motion so far predicts them best (`affinity` >= `match`), or start a new one."""
+    chains: list[_Chain] = []
+    for index, detections in enumerate(window):
+        if detections is None or not len(detections):
+            continue
+        predicted = np.array([c.predicted(index) for c in chains], np.float32).reshape(-1, 4)
+        gaps = np.array([index - c.last() for c in chains], np.float64).reshape(-1, 1)
+        pairs = _greedy_match(affinity(predicted, detections.boxes, gaps), match)
+        for ci, di in pairs:
+            chains[ci].sightings[index] = (detections.boxes[di], float(detections.scores[di]))
+        taken = {di for _, di in pairs}
+        chains += [_Chain({index: (detections.boxes[di], float(detections.scores[di]))})
+                   for di in range(len(detections)) if di not in taken]
+    return chains
+
+
+def window_faces(window: Sequence[Detections | None], center: int, match: float = MATCH_IOU) -> list[Face]:
     """Faces for frame `center` of one stream that its neighbours saw but it did not.
 
     Offline (bags) we can look both ways: `window` holds one stream's detections of frames t-N..t+N
-    (None where detection failed) and `center` is t's index in it. Each side contributes its nearest
-    sighting of every face that frame t lacks, grown like a track carried that many frames. A sighting
-    before t and one after t that are close enough to be one face (it moved at most its own size a
-    frame) become the hull of the two, which also covers the path between them; pairing two different
-    faces this way only hides more. These faces have track id 0 (untracked) and `age` = frames to the
-    nearest sighting.
+    (None where detection failed) and `center` is t's index in it. Sightings are linked into faces
+    (`link`); a face seen on both sides of t is put where it was between them (centre and size
+    interpolated), one seen on one side only where its motion there takes it, at its size; either is
+    grown like a track carried to its nearest sighting. These faces have track id 0 (untracked) and
+    `age` = frames to the nearest sighting.
     """
-    own = window[center]
-    seen = own.boxes if own is not None else np.zeros((0, 4), np.float32)
-    before = _sightings(window[center - 1::-1] if center > 0 else [], seen, match_iou)
-    after = _sightings(window[center + 1:], seen, match_iou)
-    pairs = _greedy_match(_reach(before, after), 1e-6)
-    faces = [Face(np.concatenate([np.minimum(before[b].box[:2], after[a].box[:2]),
-                                  np.maximum(before[b].box[2:], after[a].box[2:])]),
-                  max(before[b].score, after[a].score), 0, min(before[b].age, after[a].age))
-             for b, a in pairs]
-    paired_before, paired_after = {b for b, _ in pairs}, {a for _, a in pairs}
-    faces += [f for i, f in enumerate(before) if i not in paired_before]
-    faces += [f for i, f in enumerate(after) if i not in paired_after]
+    faces = []
+    for chain in link(window, match):
+        if center in chain.sightings:
+            continue
+        before = [i for i in chain.sightings if i < center]
+        after = [i for i in chain.sightings if i > center]
+        if before and after:
+            b, a = max(before), min(after)
+            (box_b, score_b), (box_a, score_a) = chain.sightings[b], chain.sightings[a]
+            box = box_b + (box_a - box_b) * (center - b) / (a - b)
+            age = min(center - b, a - center)
+            faces.append(Face(moved(box, np.zeros(2), age), max(score_b, score_a), 0, age))
+        else:  # seen on one side only: where its motion on that side takes it
+            nearest = max(before) if before else min(after)
+            faces.append(Face(chain.predicted(center), chain.sightings[nearest][1], 0, abs(center - nearest)))
     return faces
 
 
-def _reach(before: list[Face], after: list[Face]) -> np.ndarray:
-    """How plausibly each pair is one face: 1 at the same place, falling to 0 at a distance of the face's
-    size times the frames between the sightings; below 0 beyond."""
-    if not before or not after:
-        return np.zeros((len(before), len(after)))
-    b = np.array([f.box for f in before], np.float64)
-    a = np.array([f.box for f in after], np.float64)
-    centre_b, centre_a = (b[:, :2] + b[:, 2:]) / 2, (a[:, :2] + a[:, 2:]) / 2
-    distance = np.linalg.norm(centre_b[:, None] - centre_a[None], axis=2)
-    size = np.maximum((b[:, 2:] - b[:, :2]).max(axis=1)[:, None], (a[:, 2:] - a[:, :2]).max(axis=1)[None])
-    frames = np.array([f.age for f in before])[:, None] + np.array([f.age for f in after])[None]
-    return 1.0 - distance / np.maximum(size * frames, 1e-6)
+def distinct_faces(boxes: Sequence[np.ndarray]) -> int:
+    """How many faces `boxes` show: boxes that overlap (IoU >= MATCH_IOU, e.g. a tracked face and the
+    same face seen from a neighbouring frame) count once. Reports count faces apart from regions."""
+    b = np.asarray(list(boxes), np.float64).reshape(-1, 4)
+    parent = list(range(len(b)))
 
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
 
-def _sightings(frames: Sequence[Detections | None], seen: np.ndarray, match_iou: float) -> list[Face]:
-    """Nearest-first frames -> the nearest sighting of each face not in `seen`, grown by its distance.
-
-    Faces are followed frame to frame by overlap, so a moving face that frame t has is not taken for a
-    new one a few frames away."""
-    found: list[Face] = []
-    frontier = seen  # where each face already accounted for was last seen
-    for distance, detections in enumerate(frames, 1):
-        if detections is None or not len(detections):
-            continue
-        overlap = iou_matrix(detections.boxes, frontier)
-        new = overlap.max(axis=1, initial=0.0) < match_iou
-        for i in np.flatnonzero(new):
-            box = _grow(detections.boxes[i], 1.0 + GROWTH_PER_MISSED_FRAME * distance)
-            found.append(Face(box, float(detections.scores[i]), 0, distance))
-        lost = overlap.max(axis=0, initial=0.0) < match_iou  # not seen in this frame: keep their last place
-        frontier = np.concatenate([detections.boxes, frontier[lost]])
-    return found
+    for i, j in zip(*np.nonzero(np.triu(iou_matrix(b, b) >= MATCH_IOU, 1))):
+        parent[root(int(i))] = root(int(j))
+    return len({root(i) for i in range(len(b))})

@@ -21,15 +21,17 @@ from ldfa_ros.samples import write_sample_bag
 from ldfa_ros.cli import main
 from ldfa_ros.detect import CenterFace, Detections
 from ldfa_ros.pipeline import Pipeline
+from ldfa_ros.render.regions import HEIGHT_EXTRA
 from ldfa_ros.settings import Settings
 from ldfa_ros.track import GROWTH_PER_MISSED_FRAME, window_faces
 
 KINDS = {"sqlite3": "bag_sqlite3", "mcap": "bag_mcap", "ros1": "bag.bag"}
 RAW_EXACT = ("/cam/rgb", "/cam/bgr", "/cam/bayer", "/cam/png")  # bit-exact outside the faces
 x1, y1, x2, y2 = FACE
-# Everything a face region can touch: the box dilated by mask_scale 1.3 and feather 0.1, grown once more
-# where it comes from a neighbouring frame, plus Bayer parity.
-MARGIN = int(max(x2 - x1, y2 - y1) * (1.3 * 1.1 * (1 + GROWTH_PER_MISSED_FRAME) - 1) / 2) + 3
+# Everything a face region can touch: the box dilated by mask_scale (and HEIGHT_EXTRA) and feather 0.1, grown
+# once more where it comes from a neighbouring frame, plus Bayer parity.
+MARGIN = int(max(x2 - x1, y2 - y1) * (Settings().mask_scale * HEIGHT_EXTRA * 1.1 * (1 + GROWTH_PER_MISSED_FRAME) - 1)
+             / 2) + 3
 
 
 def fresh(detector: CenterFace, **settings: Any) -> Pipeline:
@@ -321,22 +323,24 @@ def dets(*boxes: list[float]) -> Detections:
     return Detections(b, np.full(len(b), 0.9, np.float32), np.zeros((len(b), 5, 2), np.float32))
 
 
-def test_window_faces_looks_both_ways() -> None:
+def test_window_faces_follow_motion_at_the_face_size() -> None:
     a, b = [100, 100, 140, 150], [120, 100, 160, 150]
-    # missed in the middle, seen on both sides: one face spanning both sightings
+    # missed in the middle, seen on both sides: put between the sightings at its size (not their hull)
     [face] = window_faces([dets(a), dets(), dets(b)], 1)
     assert face.age == 1 and face.track_id == 0
-    assert face.box[0] <= 100 and face.box[2] >= 160
-    # seen only ahead (the first frame of a face): the nearest sighting, grown
+    grown = 1 + GROWTH_PER_MISSED_FRAME
+    assert face.box.tolist() == pytest.approx([130 - 20 * grown, 125 - 25 * grown, 130 + 20 * grown, 125 + 25 * grown])
+    # seen only ahead (the first frame of a face), moving left 20 px a frame: extrapolated back along that motion
     [face] = window_faces([dets(), None, dets(b), dets(a)], 0)
-    assert face.age == 2 and face.box[0] < 120 and face.box[2] > 160
+    assert face.age == 2 and (face.box[0] + face.box[2]) / 2 == pytest.approx(180)
+    assert face.box[2] - face.box[0] == pytest.approx(40 * (1 + 2 * GROWTH_PER_MISSED_FRAME))
     # seen in the frame itself: nothing to add; far apart faces are kept apart
     assert window_faces([dets(a), dets(a), dets(a)], 1) == []
     far = window_faces([dets([0, 0, 20, 20]), dets(), dets([200, 200, 220, 220])], 1)
     assert sorted(f.box[0] for f in far) == pytest.approx([-0.5, 199.5])
-    # a small fast face (it moves nearly its width a frame) missed in the middle: its path is covered
+    # a small fast face (it moves nearly its width a frame) missed in the middle: covered where it was
     [face] = window_faces([dets([100, 100, 126, 133]), None, dets([148, 100, 174, 133])], 1)
-    assert face.box[0] <= 124 and face.box[2] >= 150
+    assert face.box[0] <= 124 and face.box[2] >= 150 and face.box[2] - face.box[0] < 30
     # a face that the frame has, followed by overlap into the neighbours, adds nothing
     moving = [dets([100 + 10 * i, 100, 150 + 10 * i, 160]) for i in range(5)]
     assert window_faces(moving, 2) == []

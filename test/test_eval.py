@@ -141,8 +141,8 @@ def test_missing_extra_names_what_to_install(monkeypatch):
 
 def test_method_list_is_checked():
     assert parse_methods("blur, mask,blur") == ["blur", "mask"]
-    with pytest.raises(ValueError, match="unknown deface.*choose from none, weakblur"):
-        parse_methods("blur,deface")
+    with pytest.raises(ValueError, match="unknown smudge.*choose from none, weakblur, deface"):
+        parse_methods("blur,smudge")
 
 
 def test_wider_counting_with_ignored_faces():
@@ -188,7 +188,7 @@ def test_dataset_errors_name_the_entry(tmp_path):
         ({"file": "a.png", "width": 20, "height": 10}, "missing faces"),
         ({"file": "b.png", "width": 20, "height": 10, "faces": []}, "b.png not found"),
         ({"file": "a.png", "width": 20, "height": 10, "faces": [[1, 2, 3]]}, r"entry 0 \(a.png\) faces: expected"),
-        ({"file": "a.png", "width": 20, "height": 10, "faces": [[5, 5, 1, 9]]}, "x2 > x1"),
+        ({"file": "a.png", "width": 20, "height": 10, "faces": [[5, 5, 1, 9]]}, "x2 >= x1"),
     ):
         (tmp_path / "labels.json").write_text(json.dumps([entry]))
         with pytest.raises((ValueError, FileNotFoundError), match=message):
@@ -204,3 +204,65 @@ def test_faces_dev_labels_load(faces_dev):
     assert len(dataset) == len(labels)
     assert sum(len(d.faces) for d in dataset) == sum(len(e["faces"]) for e in labels)
     assert dataset[0].read().shape == (dataset[0].height, dataset[0].width, 3)
+
+
+def test_degenerate_label_boxes_are_skipped_with_a_warning(tmp_path, caplog):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((10, 20, 3), np.uint8))
+    (tmp_path / "labels.json").write_text(json.dumps([{"file": "a.png", "width": 20, "height": 10,
+                                                       "faces": [[1, 1, 5, 5], [7, 2, 7, 6], [2, 3, 9, 3]]}]))
+    with caplog.at_level("WARNING", logger="ldfa_ros.eval"):
+        [item] = load_dataset(tmp_path)
+    assert item.faces.tolist() == [[1, 1, 5, 5]]
+    assert len(caplog.records) == 2 and "zero width or height" in caplog.records[0].getMessage()
+    assert "[7.0, 2.0, 7.0, 6.0]" in caplog.records[0].getMessage()
+
+
+def test_a_pan_moves_the_labels_with_the_crop():
+    from ldfa_ros.eval.video import pan
+
+    rgb = np.arange(40 * 100 * 3, dtype=np.uint32).reshape(40, 100, 3).astype(np.uint8)
+    clip = pan(rgb, np.array([[10.0, 5, 30, 25], [70, 5, 90, 25]]), frames=3, step=20)
+    assert [c.shape for c, _ in clip] == [(40, 60, 3)] * 3
+    assert np.array_equal(clip[1][0], rgb[:, 20:80])
+    assert clip[0][1].tolist() == [[10, 5, 30, 25]], "the right face is not yet half inside"
+    assert clip[1][1].tolist() == [[0, 5, 10, 25], [50, 5, 60, 25]], "faces half inside count, clipped"
+    assert clip[2][1].tolist() == [[30, 5, 50, 25]]
+
+
+class FlakyDetector:
+    """The real CenterFace, but every third frame it reports nothing: a detector that misses a frame."""
+
+    def __init__(self, detector):
+        self.detector, self.calls = detector, 0
+
+    def __call__(self, rgb, **kwargs):
+        from ldfa_ros.detect import Detections
+
+        self.calls += 1
+        return Detections.empty() if self.calls % 3 == 0 else self.detector(rgb, **kwargs)
+
+
+def test_video_coverage_counts_the_carry_over_gain(astronaut_set, detector):
+    from ldfa_ros.eval.video import evaluate_video
+    from ldfa_ros.pipeline import Pipeline
+    from ldfa_ros.settings import Settings
+
+    video = evaluate_video(load_dataset(astronaut_set), Pipeline(Settings(carry_frames=2), FlakyDetector(detector)),
+                           frames=6, step=8)
+    c = {mode: video["coverage"][mode]["all"] for mode in ("detections", "live", "bag")}
+    assert c["detections"]["faces"] == c["bag"]["faces"] >= 6 * 3, "every face of every frame"
+    assert c["detections"]["rate"] == pytest.approx(2 / 3, abs=0.1), "one frame in three missed"
+    assert c["bag"]["rate"] == 1.0, "looking both ways covers every missed frame"
+    assert c["live"]["rate"] > c["detections"]["rate"]
+    assert video["changed_share"]["bag"] < 2 * video["changed_share"]["detections"] * 1.5
+
+
+def test_cli_video_option_adds_the_video_table(astronaut_set, tmp_path):
+    pytest.importorskip("dlib", reason="the eval extra (dlib-bin) is not installed")
+    out = tmp_path / "video"
+    assert cli.main(["eval", str(astronaut_set), "--method", "mask", "-o", str(out), "--limit", "1", "--sample", "1",
+                     "--video", "3", "--pan", "10", "--preset", "realtime"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["video"]["frames_per_image"] == 3 and report["video"]["coverage"]["bag"]["all"]["faces"] == 3
+    assert "## Video (camera pan)" in (out / "report.md").read_text()
+    assert cli.main(["eval", str(astronaut_set), "-o", str(out), "--video", "1"]) == 2

@@ -483,3 +483,12 @@ def test_messages_lost_in_dds_are_counted_on_diagnostics(make, probe, ros_domain
         camera.wait()
     status = statuses(diagnostics)[f"/lossy/ldfa_node: {topic}"]
     assert status.level in (b"\x00", b"\x01")  # WARN while losses are in the window; never STALE with drops 0
+
+
+def test_node_defaults_to_the_realtime_preset_and_opts_in_to_recall(make) -> None:
+    live = make(namespace="/preset_default")._live.pipeline.settings
+    assert (live.preset, live.scales, live.flip) == ("realtime", (1.0,), False)
+    recall = make(namespace="/preset_recall", preset="recall")._live.pipeline.settings
+    assert (recall.threshold, recall.scales, recall.flip) == (0.22, (1.0, 2.0), True)
+    tuned = make(namespace="/preset_tuned", preset="recall", threshold=0.4)._live.pipeline.settings
+    assert (tuned.threshold, tuned.scales) == (0.4, (1.0, 2.0))

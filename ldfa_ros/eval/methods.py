@@ -2,10 +2,12 @@
 
 Every pipeline method runs through `build_pipeline`, the path users take. The baselines exist so the
 metrics can be seen to fail: `none` is the untouched image, `weakblur` hides the same regions as the
-pipeline with a light Gaussian (sigma 1.5) that leaves people recognisable.
+pipeline with a light Gaussian (sigma 1.5) that leaves people recognisable. `deface` is the tool we
+measure ourselves against: its own detector and blur at its defaults, on the same images.
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -22,8 +24,11 @@ if TYPE_CHECKING:
     from ..pipeline import RenderJob
 
 WEAK_BLUR_SIGMA = 1.5
+DEFACE_THRESHOLD, DEFACE_MASK_SCALE = 0.2, 1.3  # deface's defaults
 BASELINES = {"none": "the untouched image: every face leaks",
-             "weakblur": f"the pipeline's regions under a Gaussian blur of sigma {WEAK_BLUR_SIGMA}: a known leak"}
+             "weakblur": f"the pipeline's regions under a Gaussian blur of sigma {WEAK_BLUR_SIGMA}: a known leak",
+             "deface": f"deface's own detector and blur at its defaults (threshold {DEFACE_THRESHOLD}, mask scale "
+                       f"{DEFACE_MASK_SCALE}, ellipse), for comparison"}
 METHOD_CHOICES = tuple(BASELINES) + METHODS
 
 
@@ -61,6 +66,35 @@ class PipelineMethod:
                           Counter(f.method for f in result.faces), result.error)
 
 
+class Deface:
+    """The `deface` baseline: deface's CenterFace and `anonymize_frame` blur; its changed region is the
+    union of the ellipses it blurs (as deface computes them)."""
+
+    def __init__(self) -> None:
+        from deface.centerface import CenterFace
+
+        self.centerface = CenterFace(backend="onnxrt", override_execution_provider="CPUExecutionProvider")
+
+    def __call__(self, rgb: np.ndarray, stream: str, detections: Detections) -> Anonymized:
+        import skimage.draw
+        from deface.deface import anonymize_frame, scale_bb
+
+        start = time.perf_counter()
+        frame = rgb.copy()
+        dets, _ = self.centerface(frame, threshold=DEFACE_THRESHOLD)
+        anonymize_frame(dets, frame, mask_scale=DEFACE_MASK_SCALE, replacewith="blur", ellipse=True,
+                        draw_scores=False, replaceimg=None, mosaicsize=20)
+        changed = np.zeros(rgb.shape[:2], bool)
+        h, w = rgb.shape[:2]
+        for det in dets:
+            x1, y1, x2, y2 = scale_bb(*det[:4].astype(int), DEFACE_MASK_SCALE)
+            y1, y2, x1, x2 = max(0, y1), min(h - 1, y2), max(0, x1), min(w - 1, x2)
+            ey, ex = skimage.draw.ellipse((y2 - y1) // 2, (x2 - x1) // 2, (y2 - y1) // 2, (x2 - x1) // 2,
+                                          shape=(max(y2 - y1, 0), max(x2 - x1, 0)))
+            changed[ey + y1, ex + x1] = True
+        return Anonymized(frame, changed, (time.perf_counter() - start) * 1000, Counter({"deface": len(dets)}))
+
+
 class GaussianRenderer:
     """Pipeline renderer for the `weakblur` baseline: a fixed-sigma Gaussian, whatever the face size."""
 
@@ -92,6 +126,9 @@ def build_methods(names: Sequence[str], settings: Settings) -> tuple[dict[str, M
     for name in names:
         if name == "none":
             methods[name] = untouched
+            continue
+        if name == "deface":
+            methods[name] = Deface()
             continue
         if name == "weakblur":
             pipeline = build_pipeline(settings.updated(method="blur"))

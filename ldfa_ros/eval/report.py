@@ -80,6 +80,7 @@ def markdown(report: dict[str, Any]) -> str:
         psnr = "identical" if b["psnr_db"] is None else f"{b['psnr_db']:.1f} dB"
         lines.append(f"| {name} | {pct(u['detectable'])} | {pct(u['detectable_hidden'])} | {pct(b['unchanged'])} | "
                      f"{psnr} | {t['mean']}, {t['p95']} | {by} |")
+    lines += _video(report, buckets)
     lines += ["", f"The untouched originals are detectable at {pct(report['reference_detectable'])}.", ""]
     for name, m in report["methods"].items():
         if m["failed_images"]:
@@ -104,6 +105,22 @@ def markdown(report: dict[str, Any]) -> str:
         "shared detection.", "",
     ]
     return "\n".join(lines)
+
+
+def _video(report: dict[str, Any], buckets: list[str]) -> list[str]:
+    """The video coverage table (`ldfa eval --video`), one row per carry-over mode."""
+    video = report.get("video")
+    if not video:
+        return []
+    lines = ["", "## Video (camera pan)", "",
+             f"Each image panned over {video['frames_per_image']} frames at up to {video['pan_px_per_frame']} px a "
+             f"frame, carry-over {video['carry_frames']} frames; coverage of every face in every frame.", "",
+             "| carry-over | " + " | ".join(f"covered {b}" for b in buckets) + " | covered all | pixels changed |",
+             "|---" * (len(buckets) + 3) + "|"]
+    for mode, c in video["coverage"].items():
+        lines.append(f"| {mode} | " + " | ".join(pct(c[b]["rate"]) for b in buckets) +
+                     f" | {pct(c['all']['rate'])} | {pct(video['changed_share'][mode])} |")
+    return lines
 
 
 def contact_sheet(rows: list[SheetRow], methods: list[str]) -> np.ndarray:
