@@ -11,6 +11,10 @@ Fail-closed: a frame that cannot be decoded is not published (there are no pixel
 pipeline or encoding failure publishes the whole frame blurred (or nothing, per `on_error`); the
 input message is never handed to `publish`. Every such event is counted per camera and logged.
 
+Messages the middleware reports lost before they reached the node (`lost()`, e.g. fragments of a
+large raw frame missing on a best-effort subscription) are counted per camera next to the node's own
+drops, so a camera that DDS starves is not silently STALE.
+
 Latency and the budget are measured on the node clock from the header stamp when it is plausible
 (see `node_config.STAMP_MAX_AGE_S`), else from arrival.
 """
@@ -37,6 +41,10 @@ LATENCY_SAMPLES = 4096  # per camera and report window: bounds memory when repor
 WORKER_POLL_S = 0.1  # how often an idle worker checks whether it should stop
 # process_many reads a budget of 0 as "no budget"; a spent deadline is passed as this instead.
 SPENT_BUDGET_MS = 1e-3
+
+
+class PublisherClosed(Exception):
+    """Raised by `publish` when the node is shutting down: the frame is counted as not published."""
 
 
 @dataclass
@@ -167,6 +175,11 @@ class LiveAnonymizer:
             if replaced:
                 stats.count("drops")
 
+    def lost(self, camera: str, count: int) -> None:
+        """Count messages of `camera` that the middleware reports lost before they reached the node."""
+        with self._lock:
+            self._stats[camera].count("dds_lost", count)
+
     def configure(self, **changes: Any) -> None:
         """Validate changes now (ValueError/SettingsError names the problem) and apply them between
         ticks, so one tick never mixes settings."""
@@ -282,6 +295,12 @@ class LiveAnonymizer:
                 msg = self._encode_whole_blurred(frame, error)
         try:
             self._publish(Output(camera, msg, frame.source.header, result.faces, error))
+        except PublisherClosed as exc:  # shutting down: not an error of the frame
+            log.info("%s: frame not published: %s", camera, exc)
+            msg = None
+            if error is None:  # else _error below counts it
+                with self._lock:
+                    self._stats[camera].count("not_published")
         except Exception as exc:  # noqa: BLE001
             error, msg = f"publish: {type(exc).__name__}: {exc}", None
         latency = self._clock() - arrival.reference
@@ -354,9 +373,11 @@ def _status(camera: str, stats: _Stats, now: float, budget_ms: float) -> CameraS
         "inpainted_share": f"{w['inpainted'] / w['faces']:.2f}" if w["faces"] else "0.00",
         "classic_share": f"{1 - w['inpainted'] / w['faces']:.2f}" if w["faces"] else "0.00",
         "drops": str(w["drops"]),
+        "dds_lost": str(w["dds_lost"]),
         "errors": str(w["errors"]),
         "not_published": str(w["not_published"]),
         "drops_total": str(total["drops"]),
+        "dds_lost_total": str(total["dds_lost"]),
         "errors_total": str(total["errors"]),
         "frames_total": str(total["frames"]),
     }
@@ -364,6 +385,9 @@ def _status(camera: str, stats: _Stats, now: float, budget_ms: float) -> CameraS
         level, message = ERROR, f"{w['errors']} frame(s) failed closed; last: {stats.last_error}"
     elif w["over_budget"]:
         level, message = WARN, f"{w['over_budget']} frame(s) over the {budget_ms:g} ms budget"
+    elif w["dds_lost"]:
+        level, message = WARN, (f"{w['dds_lost']} message(s) lost in the middleware before the node "
+                                "(large raw frames: see the README on QoS)")
     elif not w["inputs"] and not w["frames"]:
         level, message = STALE, "no input"
     else:

@@ -89,6 +89,8 @@ def node_spec(name: str) -> ParameterSpec:
 def check_node_value(name: str, value: Any) -> Any:
     """Validate a node-only parameter value; ValueError names the parameter and what is allowed."""
     spec = node_spec(name)
+    if spec.type == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ValueError(f"{name} must be a number, got {value!r}")
     if spec.choices and value not in spec.choices:
         raise ValueError(f"{name} must be one of {', '.join(spec.choices)}, got {value!r}")
     if spec.low is not None and spec.high is not None and not spec.low <= value <= spec.high:
