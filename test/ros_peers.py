@@ -23,21 +23,19 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ros_env import ros_environ
+
 ROOT = Path(__file__).resolve().parents[1]
-DDS_PROFILE = ROOT.parent / "shared" / "ros2" / "fastdds_localhost.xml"
 PACKAGE_FILES = ["ldfa_ros", "launch", "config", "resource", "package.xml", "setup.py", "setup.cfg", "README.md"]
 ASTRONAUT_FACE = (181, 58, 270, 178)  # x1, y1, x2, y2 in skimage.data.astronaut()
 
 
 def ros_env(domain: int) -> dict[str, str]:
-    """The environment of every process that starts a node: this Python's ROS runtime, DDS on loopback only."""
-    if not DDS_PROFILE.is_file():
-        raise FileNotFoundError(f"{DDS_PROFILE}: the loopback-only Fast DDS profile is missing")
+    """The environment of a process that starts nodes: `ros_env.ros_environ` (loopback-only DDS, the domain) and
+    this Python's ROS runtime, as `export AMENT_PREFIX_PATH=VENV PATH=VENV/bin:$PATH` gives it."""
     prefix = sys.prefix
-    return {**os.environ, "AMENT_PREFIX_PATH": prefix, "PATH": f"{prefix}/bin:{os.environ.get('PATH', '')}",
-            "FASTRTPS_DEFAULT_PROFILES_FILE": str(DDS_PROFILE), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-            "ROS_DOMAIN_ID": str(domain), "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp", "PYTHONUNBUFFERED": "1",
-            "ROS_PYTHON_CHECK_FIELDS": "1"}
+    return {**os.environ, **ros_environ(domain), "AMENT_PREFIX_PATH": prefix,
+            "PATH": f"{prefix}/bin:{os.environ.get('PATH', '')}", "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
 
 
 def build_workspace(workspace: Path, env: dict[str, str]) -> Path:
@@ -252,5 +250,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     main()
