@@ -4,9 +4,10 @@ Per configuration: `ldfa_node` (method blur, real CenterFace on the CPU) as its 
 processes publishing the built-in street frame (four real faces) at RATE Hz as raw rgb8 Image or JPEG
 CompressedImage, at 720p or 1080p, with a reliable or best-effort publisher; the node's subscriptions
 best-effort depth 1 (its default) or reliable depth N (through `qos_overrides.*` parameters); a listener
-of the outputs. It reports what a vehicle team needs, not pass/fail: the share of sent frames that reached
-the node (its inputs = frames taken by the worker + drops, from /diagnostics totals), output rate, latency
-header stamp -> output received, the node's CPU and RSS. Needs the runtime of scripts/ros_setup.sh.
+of the outputs (reliable, as a recorder would be). It reports what a vehicle team needs, not pass/fail:
+the share of sent frames that reached the node (its inputs = frames taken by the worker + drops, from
+/diagnostics totals) and the loss the node itself reports, output rate, latency header stamp -> output
+received, the node's CPU and RSS. Needs the runtime of scripts/ros_setup.sh.
 
     python benchmarks/load_node.py [--seconds 60] [--cameras 4] [--rate 10] [--only NAME...] [--json PATH]
 """
@@ -89,7 +90,7 @@ def run(config: Config, args: argparse.Namespace, tmp: Path) -> dict:
     node_args = " ".join(["--ros-args", "-p", f"cameras:=[{','.join(inputs)}]", "-p", "method:=blur", *qos])
     node = ros_peers.start(f"{Path(sys.prefix) / 'bin' / 'ldfa_node'} {node_args}", env, tmp / "node.log")
     listener = ros_peers.peer("listen", tmp / "listen.json", outputs, env, tmp / "listen.log", "--size", config.size,
-                              "--reference", "street")
+                              "--reference", "street", *(["--reliable"] if args.reliable_listener else []))
     deadline = time.monotonic() + 180  # warm-up: the node publishes /diagnostics once it subscribes
     while not ros_peers.read_json(tmp / "listen.json").get("diagnostics") and time.monotonic() < deadline:
         if node.poll() is not None:
@@ -153,6 +154,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--only", nargs="*", help="configuration names (default: all)")
     parser.add_argument("--domain", type=int, default=50 + os.getpid() % 50, help="ROS_DOMAIN_ID")
+    parser.add_argument("--best-effort-listener", dest="reliable_listener", action="store_false",
+                        help="subscribe to the outputs best-effort (default: reliable depth 10, as a recorder)")
     parser.add_argument("--label", default="", help="what this run measures (e.g. the node's commit)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "load_node.json"))
     args = parser.parse_args()
@@ -168,6 +171,7 @@ def main() -> int:
               f"{r['node_rss_mb']['max']:.0f} MB, load {r['load_average_1min_at_end']}", flush=True)
     setup = {"cameras": args.cameras, "rate_hz": args.rate, "seconds": args.seconds, "method": "blur",
              "frame": "built-in street frame (4 real faces), resized", "rmw": "rmw_fastrtps_cpp",
+             "listener": "reliable depth 10" if args.reliable_listener else "best-effort depth 10",
              "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
              "python": platform.python_version()}
     result = {"label": args.label, "setup": setup, "results": results}
