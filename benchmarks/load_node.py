@@ -88,7 +88,8 @@ def run(config: Config, args: argparse.Namespace, tmp: Path) -> dict:
             qos += ["-p", f"qos_overrides.{topic}.subscription.reliability:=reliable",
                     "-p", f"qos_overrides.{topic}.subscription.depth:={config.subscription_depth}"]
     node_args = " ".join(["--ros-args", "-p", f"cameras:=[{','.join(inputs)}]", "-p", "method:=blur", *qos])
-    node = ros_peers.start(f"{Path(sys.prefix) / 'bin' / 'ldfa_node'} {node_args}", env, tmp / "node.log")
+    node_env = {**env, "PYTHONPATH": os.pathsep.join([args.node_src, env["PYTHONPATH"]])} if args.node_src else env
+    node = ros_peers.start(f"{Path(sys.prefix) / 'bin' / 'ldfa_node'} {node_args}", node_env, tmp / "node.log")
     listener = ros_peers.peer("listen", tmp / "listen.json", outputs, env, tmp / "listen.log", "--size", config.size,
                               "--reference", "street", *(["--reliable"] if args.reliable_listener else []))
     deadline = time.monotonic() + 180  # warm-up: the node publishes /diagnostics once it subscribes
@@ -156,6 +157,8 @@ def main() -> int:
     parser.add_argument("--domain", type=int, default=50 + os.getpid() % 50, help="ROS_DOMAIN_ID")
     parser.add_argument("--best-effort-listener", dest="reliable_listener", action="store_false",
                         help="subscribe to the outputs best-effort (default: reliable depth 10, as a recorder)")
+    parser.add_argument("--node-src", help="a folder holding another ldfa_ros to run as the node (e.g. an older "
+                                           "commit's, from `git archive`), to compare under the same load")
     parser.add_argument("--label", default="", help="what this run measures (e.g. the node's commit)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "load_node.json"))
     args = parser.parse_args()
