@@ -35,7 +35,7 @@ setup(
         "diffusion": ["torch>=2.1", "diffusers>=0.30", "transformers>=4.40", "safetensors", "huggingface_hub",
                       "peft>=0.10"],
         "eval": ["dlib-bin>=19.24", "face-recognition-models>=0.3"],
-        "test": ["pytest>=7", "mypy>=1.8", "flake8>=6", "rclpy-intellisense", "catkin_pkg"],
+        "test": ["pytest>=7", "mypy>=1.8", "flake8>=6", "catkin_pkg"],
     },
     entry_points={
         "console_scripts": [

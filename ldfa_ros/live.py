@@ -201,8 +201,9 @@ class LiveAnonymizer:
         self._thread = threading.Thread(target=self._run, name="ldfa-worker", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the worker after its current tick."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the worker after its current tick, waiting for it by default: a process that exits while
+        the worker is inside onnxruntime or torch is aborted by them ("terminate called ...")."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -376,6 +377,7 @@ def _status(camera: str, stats: _Stats, now: float, budget_ms: float) -> CameraS
         "dds_lost": str(w["dds_lost"]),
         "errors": str(w["errors"]),
         "not_published": str(w["not_published"]),
+        "inputs_total": str(total["inputs"]),
         "drops_total": str(total["drops"]),
         "dds_lost_total": str(total["dds_lost"]),
         "errors_total": str(total["errors"]),

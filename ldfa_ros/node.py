@@ -46,7 +46,6 @@ MESSAGE_TYPES: dict[type, str] = {
     CompressedImage: "sensor_msgs/msg/CompressedImage",
 }
 DETECTIONS_TYPE = "vision_msgs/msg/Detection2DArray"
-STOP_TIMEOUT_S = 3.0  # a busy worker's tick may finish within this at shutdown; launch sends SIGTERM after 5 s
 CONFIG_ERROR_EXIT = 2
 
 
@@ -179,7 +178,8 @@ class LdfaNode(Node):
             try:
                 value = self.declare_parameter(spec.name, spec.default, descriptor(spec)).value
             except ParameterException as exc:  # a value of the wrong type or out of range
-                raise ConfigError(f"parameter {spec.name}: {exc.args[0]}") from exc
+                text = str(exc).removesuffix(f": {spec.name}")  # rclpy appends the name
+                raise ConfigError(f"parameter {spec.name}: {text}") from exc
             if value is None:  # `-p cameras:=[]`: an empty list has no type in ROS 2
                 raise ConfigError(f"parameter {spec.name} has no value (an empty list?); default: {spec.default!r}")
             values[spec.name] = plain(value)
@@ -283,7 +283,7 @@ class LdfaNode(Node):
         return SetParametersResult(successful=True)
 
     def _close(self) -> None:
-        self._live.stop(STOP_TIMEOUT_S)
+        self._live.stop()  # waits for the tick in progress: see LiveAnonymizer.stop
         if self._recorder is not None:
             self._recorder.close()
 

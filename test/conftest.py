@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ros_env import ros_domain  # noqa: F401 - the fixture of tests that start ROS 2 nodes
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ASTRONAUT_FACE = np.array([181.0, 58.0, 270.0, 178.0])  # the face box in skimage.data.astronaut()
 

@@ -1,1 +1,0 @@
-"""Stand-in package (tests only; see test/rclpy_standin/README.md)."""
