@@ -13,10 +13,10 @@ venv=${VENV:-.venv}
 scripts/ros_setup.sh "$venv"
 # A safety belt under the tests' own environment: DDS never leaves this machine, whatever starts a node.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-if [ -f ../shared/ros2/fastdds_localhost.xml ]; then
-  FASTRTPS_DEFAULT_PROFILES_FILE="$(cd ../shared/ros2 && pwd)/fastdds_localhost.xml"
-  export FASTRTPS_DEFAULT_PROFILES_FILE
-fi
+profile=../shared/ros2/fastdds_localhost.xml
+[ -f "$profile" ] || profile=test/fastdds_localhost.xml  # the same file, kept for checkouts without ../shared
+FASTRTPS_DEFAULT_PROFILES_FILE="$(cd "$(dirname "$profile")" && pwd)/fastdds_localhost.xml"
+export FASTRTPS_DEFAULT_PROFILES_FILE
 "$venv/bin/python" -m pytest test -q "$@"
 "$venv/bin/python" -m mypy
 "$venv/bin/python" -m flake8 ldfa_ros test benchmarks launch
