@@ -29,9 +29,10 @@ def arguments() -> list[DeclareLaunchArgument]:
               for name in LAUNCH_ARGUMENTS)]
 
 
-def node(context: LaunchContext) -> Node:
-    """ldfa_node with params_file and the non-empty launch arguments on top."""
+def node(context: LaunchContext, extra: dict[str, object] | None = None) -> Node:
+    """ldfa_node with params_file, the non-empty launch arguments and then EXTRA on top."""
     overrides = launch_overrides({name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS})
+    overrides.update(extra or {})
     return Node(package="ldfa_ros", executable="ldfa_node", name="ldfa_node",
                 namespace=LaunchConfiguration("namespace").perform(context),
                 parameters=[LaunchConfiguration("params_file").perform(context), overrides],

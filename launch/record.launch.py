@@ -5,6 +5,8 @@
 
 The topic list comes from `ldfa_ros.record.record_topics` (the anonymized outputs, detections when
 published, and extra_topics minus any raw camera topic); excluded topics are logged.
+`recorder:=node` has the node write the bag itself (its `record_path`: anonymized outputs and detections
+only), for installs without rosbag2 (it has no PyPI wheels).
 """
 from __future__ import annotations
 
@@ -36,16 +38,23 @@ def _actions(context: LaunchContext) -> list[Action]:
     overrides = launch_overrides({name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS})
     values = effective_parameters(LaunchConfiguration("params_file").perform(context), overrides)
     namespace = LaunchConfiguration("namespace").perform(context) or "/"
-    plan = record_topics(values["cameras"], output_suffix=values["output_suffix"],
-                         detections_suffix=values["detections_suffix"],
-                         publish_detections=values["publish_detections"],
-                         extra_topics=split_list(LaunchConfiguration("extra_topics").perform(context)),
-                         namespace=namespace if namespace.startswith("/") else "/" + namespace)
+    topic_args = dict(output_suffix=values["output_suffix"], detections_suffix=values["detections_suffix"],
+                      publish_detections=values["publish_detections"],
+                      namespace=namespace if namespace.startswith("/") else "/" + namespace)
+    extra_topics = split_list(LaunchConfiguration("extra_topics").perform(context))
+    plan = record_topics(values["cameras"], extra_topics=extra_topics, **topic_args)
     actions: list[Action] = [ldfa.node(context)]
     if plan.excluded:
         actions.append(LogInfo(msg="not recording raw camera topics: " + ", ".join(plan.excluded)))
     bag = LaunchConfiguration("bag").perform(context)
-    actions.append(ExecuteProcess(cmd=bag_record_command(bag, plan.topics), output="screen"))
+    if LaunchConfiguration("recorder").perform(context) == "node":
+        others = [t for t in plan.topics if t not in record_topics(values["cameras"], **topic_args).topics]
+        if others:
+            raise ValueError(f"recorder:=node records only the node's outputs, not {', '.join(others)}: "
+                             "use recorder:=ros2bag for other topics")
+        actions[0] = ldfa.node(context, {"record_path": bag})
+    else:
+        actions.append(ExecuteProcess(cmd=bag_record_command(bag, plan.topics), output="screen"))
     return actions
 
 
@@ -56,5 +65,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("extra_topics", default_value="",
                               description="other topics to record (comma-separated); raw camera topics are "
                                           "dropped from this list"),
+        DeclareLaunchArgument("recorder", default_value="ros2bag", choices=["ros2bag", "node"],
+                              description="who writes the bag: `ros2 bag record` (any topics), or the node itself "
+                                          "(its anonymized outputs only; no rosbag2 needed)"),
         OpaqueFunction(function=_actions),
     ])

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up a virtual environment with everything the tests need, then run them all, and type-check the
-# ROS node against the real rclpy sources, and lint. Usage: scripts/test.sh [pytest args...]
+# Set up a virtual environment with everything the tests need (a real ROS 2 Jazzy runtime included, see
+# scripts/ros_setup.sh), then run them all, type-check the ROS node, and lint. Usage: scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3.11}
@@ -14,6 +14,13 @@ venv=${VENV:-.venv}
 if ! /usr/bin/python3 -c "import rosbag" 2>/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   { apt-get update -qq && apt-get install -y -qq python3-rosbag >/dev/null; } || echo "test.sh: python3-rosbag not installed" >&2
 fi
+scripts/ros_setup.sh "$venv"
+# A safety belt under the tests' own environment: DDS never leaves this machine, whatever starts a node.
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+profile=../shared/ros2/fastdds_localhost.xml
+[ -f "$profile" ] || profile=test/fastdds_localhost.xml  # the same file, kept for checkouts without ../shared
+FASTRTPS_DEFAULT_PROFILES_FILE="$(cd "$(dirname "$profile")" && pwd)/fastdds_localhost.xml"
+export FASTRTPS_DEFAULT_PROFILES_FILE
 "$venv/bin/python" -m pytest test -q "$@"
 "$venv/bin/python" -m mypy
 "$venv/bin/python" -m flake8 ldfa_ros test benchmarks launch
