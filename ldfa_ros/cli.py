@@ -21,7 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = ("ldfa_ros.images", "ldfa_ros.bag", "ldfa_ros
 
 
 # The `Settings` fields by the stage that reads them, so each command offers only the options it uses.
-DETECT_OPTIONS = ("threshold", "scales", "flip", "device")
+DETECT_OPTIONS = ("preset", "threshold", "scales", "flip", "device")
 HIDE_OPTIONS = ("mask_scale", "shape", "feather", "method", "on_error", "budget_ms")
 DIFFUSION_OPTIONS = ("model", "lora", "tiny_vae", "scheduler", "steps", "resolution", "prompt", "negative_prompt",
                      "guidance", "seed", "diffusion_device", "latency_file")
