@@ -46,7 +46,7 @@ from tqdm import tqdm
 from . import frames
 from .bag_io import (COMPRESSIONS, BagCopy, BagError, Key, McapCopy, RosbagsCopy, SqliteCopy, key, open_rosbags_writer,
                      rosbag2_metadata)
-from .cli import add_settings_arguments, settings_from_args, write_json
+from .cli import add_settings_arguments, at_least, settings_from_args, write_json
 from .detect import Detections
 from .pipeline import FrameInput, FrameResult, Pipeline, build_pipeline
 from .samples import write_sample_bag
@@ -617,13 +617,6 @@ def run_bag(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "bag", help="anonymize the camera topics of a rosbag (ROS 1 or ROS 2; no ROS install needed)",
@@ -638,7 +631,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--topics", nargs="+", metavar="TOPIC", help="image topics to anonymize (default: all)")
     p.add_argument("--format", choices=("ros1", "ros2"), help="output ROS version (default: the input's)")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), help="ROS 2 output storage (default: the input's)")
-    p.add_argument("--jobs", type=_positive, default=1, metavar="N",
+    p.add_argument("--jobs", type=at_least(1), default=1, metavar="N",
                    help="threads that decode and detect upcoming frames while the main thread renders and writes")
     p.add_argument("--compression", choices=COMPRESSIONS, default="keep",
                    help="keep the input's compression, or none, or zstd/lz4 (MCAP chunks), bz2/lz4 (ROS 1 chunks); "

@@ -56,6 +56,16 @@ def settings_from_args(args: argparse.Namespace, preset: str = OFFLINE_PRESET) -
     return Settings().updated(**{k: v for k, v in given.items() if v is not None})
 
 
+def at_least(low: float, kind: type = int, strict: bool = False) -> Callable[[str], Any]:
+    """An argparse `type` that parses `kind` and refuses values below `low` (or equal to it, `strict`)."""
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'more than' if strict else 'at least'} {low}, got {text}")
+        return value
+    return parse
+
+
 def image_paths(inputs: Sequence[str]) -> tuple[list[tuple[Path, Path]], list[str], list[Path]]:
     """(file, path relative to its input root) for image files given directly or inside directories;
     the inputs that do not exist; and the files inside directories that are not images we read."""

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from .bag import PARTIAL as BAG_MARKER
 from .bag import BagError, anonymize_bag, check_paths, report_path
-from .cli import add_settings_arguments, settings_from_args, write_json
+from .cli import add_settings_arguments, at_least, settings_from_args, write_json
 from .pipeline import Pipeline, build_pipeline
 from .settings import Settings
 
@@ -464,29 +464,6 @@ def _report_file(args: argparse.Namespace, out_dir: Path) -> Path:
     return Path(args.report) if args.report else out_dir / FLEET_REPORT
 
 
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-        return value
-    return parse
-
-
-def _not_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
-    return value
-
-
 def add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "fleet", help="anonymize many bags on a Ray cluster (or on this machine's cores)",
@@ -499,18 +476,18 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for the anonymized bags")
     p.add_argument("--address", default="local",
                    help="'local': start Ray on this machine (loopback only); 'auto' or HOST:PORT: a running cluster")
-    p.add_argument("--workers", type=_positive(int), metavar="N",
+    p.add_argument("--workers", type=at_least(1), metavar="N",
                    help="Ray workers (default: as many as the cluster holds, at most one per bag)")
-    p.add_argument("--cpus-per-worker", type=_positive(float), default=1.0, metavar="C",
+    p.add_argument("--cpus-per-worker", type=at_least(0, float, strict=True), default=1.0, metavar="C",
                    help="CPUs Ray reserves for each worker")
-    p.add_argument("--gpus-per-worker", type=_not_negative, default=0.0, metavar="G",
+    p.add_argument("--gpus-per-worker", type=at_least(0, float), default=0.0, metavar="G",
                    help="GPUs Ray reserves for each worker (fractions share a GPU); use with --device cuda "
                         "and/or --method ldfa")
-    p.add_argument("--jobs", type=_positive(int), default=1, metavar="N",
+    p.add_argument("--jobs", type=at_least(1), default=1, metavar="N",
                    help="read-ahead threads per worker, as `ldfa bag --jobs`; the detector itself uses the "
                         "worker's whole CPUs")
     p.add_argument("--topics", nargs="+", metavar="TOPIC", help="image topics to anonymize (default: all)")
-    p.add_argument("--retries", type=_count, default=2, metavar="N",
+    p.add_argument("--retries", type=at_least(0), default=2, metavar="N",
                    help="times a bag is retried after its worker died")
     p.add_argument("--overwrite", action="store_true", help="redo every bag, replacing finished outputs")
     p.add_argument("--report", metavar="PATH", help=f"fleet report JSON (default OUT_DIR/{FLEET_REPORT})")
