@@ -307,7 +307,7 @@ class _BagRun:
         topic.size = prepared.decoded.rgb.shape[:2]
         if prepared.detections is not None:
             report.faces_detected += len(prepared.detections)
-        report.faces += distinct_faces([np.asarray(f.box) for f in result.faces])
+        report.faces += distinct_faces([np.asarray(f.box) for f in result.faces if not f.copy_of])
         report.regions += len(result.faces)
         for face in result.faces:
             report.faces_hidden[face.method] = report.faces_hidden.get(face.method, 0) + 1

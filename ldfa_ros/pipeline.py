@@ -44,6 +44,7 @@ class FaceRecord:
     age: int
     method: str
     reason: str
+    copy_of: int = 0  # a cautious copy of that track's face (see track.Face): a region, maybe not a face
 
 
 @dataclass
@@ -234,7 +235,7 @@ class Pipeline:
 
 def _record(face: Face, decision: Decision) -> FaceRecord:
     return FaceRecord([round(float(v), 1) for v in face.box], round(face.score, 4), face.track_id, face.age,
-                      decision.method, decision.reason)
+                      decision.method, decision.reason, face.copy_of)
 
 
 def build_pipeline(settings: Settings, detector_threads: int = 0) -> Pipeline:

@@ -35,6 +35,7 @@ class Face:
     track_id: int
     age: int = 0
     landmarks: np.ndarray | None = None
+    copy_of: int = 0  # a cautious copy left where track `copy_of` was when its detection matched by nearness
 
 
 def moved(box: np.ndarray, velocity: np.ndarray, frames: float) -> np.ndarray:
@@ -65,6 +66,9 @@ class _Track:
     face: Face
     seen: np.ndarray  # the last detected box
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
+    # For a cautious copy (`face.copy_of`): the jump its track made to the match on nearness. The copy goes
+    # once that track moves on by about the same jump (then they were one fast face).
+    jump: np.ndarray | None = None
 
     def predicted(self, ahead: int = 1) -> np.ndarray:
         """Where the face is `ahead` frames after this one."""
@@ -75,6 +79,16 @@ class _Track:
         step = (_centre(face.box) - _centre(self.seen)) / frames
         velocity = step if not self.velocity.any() else 0.5 * self.velocity + 0.5 * step
         return _Track(face, face.box, velocity.astype(np.float32))
+
+
+def _followed(track: _Track, moved_on: dict[int, np.ndarray]) -> bool:
+    """Whether a cautious copy is explained: the track it copies was matched on overlap this frame, moving
+    on at about the jump it made, so the two were one fast face, not a face and a neighbour."""
+    source = track.face.copy_of
+    if track.jump is None or source not in moved_on:
+        return False
+    size = float((track.seen[2:] - track.seen[:2]).max())
+    return bool(np.linalg.norm(moved_on[source] - track.jump) < 0.5 * size)
 
 
 def _centre(box: np.ndarray) -> np.ndarray:
@@ -94,15 +108,25 @@ class Tracker:
         """Faces to hide in this frame: all detections, plus recently lost tracks carried over."""
         predicted = np.array([t.predicted() for t in self._tracks], np.float32).reshape(-1, 4)
         pairs = _greedy_match(affinity(predicted, detections.boxes), self.match_iou)
-        matched_tracks = {ti for ti, _ in pairs}
+        overlap = iou_matrix(predicted, detections.boxes)
+        # A match on nearness alone may be another face beside one the detector missed: carry that track too.
+        unsure = {ti for ti, di in pairs if overlap[ti, di] < self.match_iou}
+        matched_tracks = {ti for ti, _ in pairs} - unsure
         matched_dets = {di for _, di in pairs}
         survivors = [self._tracks[ti].sighted(self._face(detections, di, self._tracks[ti].face.track_id))
                      for ti, di in pairs]
+        moved_on = {t.face.track_id: t.velocity for t, (ti, _) in zip(survivors, pairs) if ti not in unsure}
         for ti, track in enumerate(self._tracks):
-            if ti in matched_tracks or track.face.age >= self.carry_frames:
+            if ti in matched_tracks or track.face.age >= self.carry_frames or _followed(track, moved_on):
                 continue
             face = Face(track.predicted(), track.face.score, track.face.track_id, track.face.age + 1, None)
-            survivors.append(_Track(face, track.seen, track.velocity))
+            if ti in unsure:  # its id and sightings went with the match; this copy keeps the face covered
+                jump = _centre(detections.boxes[dict(pairs)[ti]]) - _centre(track.seen)
+                face = Face(face.box, face.score, next(self._ids), face.age, None, track.face.track_id)
+                survivors.append(_Track(face, track.seen, track.velocity, jump))
+            else:
+                face = Face(face.box, face.score, face.track_id, face.age, None, track.face.copy_of)
+                survivors.append(_Track(face, track.seen, track.velocity, track.jump))
         for di in range(len(detections)):
             if di not in matched_dets:
                 face = self._face(detections, di, next(self._ids))

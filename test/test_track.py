@@ -74,3 +74,16 @@ def test_a_face_seen_again_after_a_miss_keeps_its_track_and_velocity():
 def test_overlapping_regions_of_one_face_count_once():
     assert distinct_faces([]) == 0
     assert distinct_faces([np.array([0, 0, 40, 40]), np.array([4, 0, 44, 40]), np.array([100, 0, 140, 40])]) == 2
+
+
+def test_a_new_face_beside_a_missed_one_does_not_take_its_cover():
+    """Face A is missed in the frame where face B first appears right beside it: B's detection may match
+    A's track by nearness, but A must stay covered (carried) all the same."""
+    tracker = Tracker(carry_frames=5)
+    tracker.update(dets([100, 100, 150, 150]))
+    faces = tracker.update(dets([152, 100, 202, 150]))
+    boxes = [f.box.round().tolist() for f in faces]
+    assert [152, 100, 202, 150] in boxes
+    carried = [f for f in faces if f.age == 1]
+    assert len(carried) == 1 and abs(carried[0].box[0] - 100) <= 5 and abs(carried[0].box[2] - 150) <= 5
+    assert len({f.track_id for f in faces}) == 2
