@@ -154,3 +154,26 @@ def test_decoder_gives_finite_boxes_when_the_scale_overflows():
     found = _decode(heatmap, log_scale, np.zeros((2, 8, 8), np.float32), np.zeros((10, 8, 8), np.float32), 0.5,
                     (32, 32))
     assert np.isfinite(found.boxes).all() and found.boxes.tolist() == [[0, 0, 32, 32]]
+
+
+def test_a_face_cut_by_a_tile_edge_keeps_its_whole_box(astronaut, detector, monkeypatch):
+    """A tile sees only part of a face at its edge; that part's box (which may score higher) must not win
+    NMS over the whole face's box from the neighbouring tile, or the rest of the face stays raw."""
+    frame = np.full((600, 900, 3), 90, np.uint8)
+    frame[:512, 300:812] = astronaut[:, :512]  # face box x 481..570, y 58..178
+    face = ASTRONAUT_FACE + [300, 0, 300, 0]
+    monkeypatch.setattr(centerface, "TILE_PX", 512)
+    monkeypatch.setattr(centerface, "TILE_OVERLAP", 256)
+    run = centerface.CenterFace._run
+
+    def cut_scores_high(self, image, t):  # the worst case for NMS: a partial face scores highest
+        found = run(self, image, t)
+        return Detections(found.boxes, found.scores + 0.5 * (found.boxes[:, 2] >= image.shape[1] - 2),
+                          found.landmarks)
+
+    monkeypatch.setattr(centerface.CenterFace, "_run", cut_scores_high)
+    x_starts = centerface._starts(900, 512, 256)
+    assert any(s < face[0] < s + 512 < face[2] for s in x_starts), "the test face must cross an inner tile edge"
+    found = detector(frame, threshold=0.3)
+    best = found.boxes[iou_matrix(face[None], found.boxes).argmax()]
+    assert best[0] <= face[0] + 10 and best[2] >= face[2] - 10, f"face {face} covered only by {best}"

@@ -27,6 +27,7 @@ _NMS_IOU = 0.3
 _MAX_LOG_SCALE = 10.0  # boxes up to ~88,000 px: larger than any frame
 TILE_PX = 3072  # passes above TILE_PX^2 pixels (a 1080p frame at 2x is below) are tiled in TILE_PX squares
 TILE_OVERLAP = 384  # faces up to this size (in pass pixels) lie whole inside some tile
+EDGE_PX = 2  # a tile's box this close to an inner tile edge is cut by it
 
 
 def default_model_path() -> Path:
@@ -108,7 +109,7 @@ class CenterFace:
             for x in _starts(w, side, step):
                 tile = rgb[y:y + side, x:x + side]
                 found = self._run(_resized(tile, scale, scale), threshold).scaled(1.0 / scale)
-                parts.append(found.shifted(x, y))
+                parts.append(_inside(found, tile.shape, x > 0, y > 0, x + side < w, y + side < h).shifted(x, y))
         return Detections.concat(parts).nms(_NMS_IOU)
 
     def _run(self, image: np.ndarray, threshold: float) -> Detections:
@@ -126,6 +127,18 @@ def _resized(rgb: np.ndarray, fx: float, fy: float) -> np.ndarray:
         return rgb
     interp = cv2.INTER_LINEAR if fx > 1 else cv2.INTER_AREA
     return cv2.resize(rgb, None, fx=fx, fy=fy, interpolation=interp)
+
+
+def _inside(found: Detections, shape: tuple[int, ...], left: bool, top: bool, right: bool,
+            bottom: bool) -> Detections:
+    """A tile's boxes less those touching one of its edges inside the frame (flags): such a box may hold
+    only part of a face, and NMS could keep it over the whole face's box from the next tile (the face lies
+    whole in some tile when smaller than the overlap, and in the shrunk whole-frame pass when larger)."""
+    h, w = shape[:2]
+    b = found.boxes
+    cut = ((left & (b[:, 0] <= EDGE_PX)) | (top & (b[:, 1] <= EDGE_PX))
+           | (right & (b[:, 2] >= w - EDGE_PX)) | (bottom & (b[:, 3] >= h - EDGE_PX)))
+    return found.select(~cut)
 
 
 def _starts(length: int, tile: int, step: int) -> list[int]:
