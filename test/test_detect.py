@@ -160,8 +160,8 @@ def test_a_face_cut_by_a_tile_edge_keeps_its_whole_box(astronaut, detector, monk
     """A tile sees only part of a face at its edge; that part's box (which may score higher) must not win
     NMS over the whole face's box from the neighbouring tile, or the rest of the face stays raw."""
     frame = np.full((600, 900, 3), 90, np.uint8)
-    frame[:512, 300:812] = astronaut[:, :512]  # face box x 481..570, y 58..178
-    face = ASTRONAUT_FACE + [300, 0, 300, 0]
+    frame[:512, 269:781] = astronaut[:, :512]  # face box x 450..539: 70 % of it left of x = 512
+    face = ASTRONAUT_FACE + [269, 0, 269, 0]
     monkeypatch.setattr(centerface, "TILE_PX", 512)
     monkeypatch.setattr(centerface, "TILE_OVERLAP", 256)
     run = centerface.CenterFace._run
