@@ -317,6 +317,7 @@ class _BagRun:
         if result.image is None:
             report.dropped += 1
             report.error(pending.index, pending.timestamp, result.error or "dropped", "dropped")
+            self.out.skip(pending.conn)  # an in-place copy must delete the input's row/record, not leave it
             return
         try:
             msg = frames.encode(prepared.decoded, result.image, result.changed)

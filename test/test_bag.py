@@ -387,3 +387,31 @@ def test_detection_failing_twice_fails_its_window_closed(runs: dict, tmp_path: P
     assert topic["blurred_whole"] == FRAMES and topic["frames_out"] == FRAMES
     assert report["counters"]["bag_detect_failed"] >= 1
     assert _erased_changed(src, tmp_path / "out") > 30
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_frames_dropped_by_the_pipeline_leave_no_original_behind(runs: dict, tmp_path: Path, kind: str,
+                                                                 detector: CenterFace) -> None:
+    """`--on-error drop` and detection failing on the first frame: the frames it fails closed are gone and
+    every other is still written where it belongs (sqlite3 and MCAP outputs rewrite the input's own rows
+    and records in place), and no original frame is left in the output."""
+    src = runs[kind][0]
+    _, before = read(src)
+    first = pixels(before["/cam/rgb"][0][2])
+
+    def fails_on_the_first(rgb: np.ndarray, **kwargs: Any) -> Detections:
+        if np.array_equal(rgb, first):
+            raise RuntimeError("detector crashed")
+        return detector(rgb, **kwargs)
+
+    out = tmp_path / f"dropped_{KINDS[kind]}"
+    pipeline = Pipeline(Settings().updated(on_error="drop", carry_frames=1), fails_on_the_first)
+    report = anonymize_bag(src, out, pipeline, topics=["/cam/rgb"])
+    dropped = report["image_topics"]["/cam/rgb"]["dropped"]
+    _, after = read(out)
+    assert 1 <= dropped < FRAMES and len(after["/cam/rgb"]) == FRAMES - dropped
+    originals = {raw for _, raw, _ in before["/cam/rgb"]}
+    assert not [ts for ts, raw, _ in after["/cam/rgb"] if raw in originals], "an original frame was written"
+    assert [ts for ts, _, _ in after["/cam/rgb"]] == [ts for ts, _, _ in before["/cam/rgb"]][dropped:]
+    for (_, _, msg), (_, _, orig) in zip(after["/cam/rgb"], before["/cam/rgb"][dropped:]):
+        assert msg.header.stamp == orig.header.stamp  # each frame in its own row/record
