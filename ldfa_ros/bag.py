@@ -403,12 +403,14 @@ def anonymize_bag(source: Path, output: Path, pipeline: Pipeline, *, topics: Seq
         raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
     src_fmt, dst_fmt = check_paths(source, output, overwrite=overwrite, ros=ros, storage=storage)
     start = time.perf_counter()
-    scratch = output.parent / f".{output.name}.ldfa-partial-{os.getpid()}"  # named first: always cleaned up
+    scratch = output.parent / f".{output.name}.ldfa-partial-{os.getpid()}"
+    made = False  # only a scratch folder this run made is removed
     try:
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
             clean_stale_partials(output)
             scratch.mkdir()
+            made = True
             (scratch / PARTIAL).write_text(json.dumps({"pid": os.getpid(), "output": str(output)}) + "\n")
             written = scratch / "bag"
             run, untouched = _copy_bag(source, written, scratch, src_fmt, dst_fmt, pipeline, topics, jobs,
@@ -426,7 +428,8 @@ def anonymize_bag(source: Path, output: Path, pipeline: Pipeline, *, topics: Seq
         except (OSError, sqlite3.Error, zstandard.ZstdError, McapError, WriterError1, WriterError2) as exc:
             raise BagError(f"{output}: cannot write the bag: {type(exc).__name__}: {exc}") from exc
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if made:
+            shutil.rmtree(scratch, ignore_errors=True)
     return report
 
 
@@ -452,7 +455,7 @@ def clean_stale_partials(output: Path) -> None:
         except (OSError, ValueError, KeyError, TypeError):
             raise BagError(f"{folder}: in the way of {output} and not marked as ldfa's partial output; "
                            "remove it yourself") from None
-        if _alive(pid):
+        if pid != os.getpid() and _alive(pid):  # our own pid: a killed run's, reused (e.g. pid 1 in a container)
             raise BagError(f"{output}: another ldfa bag run (pid {pid}) is writing it ({folder})")
         shutil.rmtree(folder)
         log.warning("removed %s, left by a killed run (pid %d)", folder, pid)
@@ -502,6 +505,10 @@ def _open_copy(source: Path, written: Path, scratch: Path, src_fmt: BagFormat, d
 
     same = src_fmt.ros == dst_fmt.ros == "ros2" and src_fmt.storage == dst_fmt.storage and (
         src_fmt.bare <= dst_fmt.bare)  # a bare file has no metadata.yaml to copy into a directory
+    if same and dst_fmt.bare and not src_fmt.bare and compression == "keep" and \
+            rosbag2_metadata(source).get("compression_mode"):
+        raise BagError(f"{source}: its rosbag2 compression is described in its metadata.yaml, which a bare "
+                       f"{dst_fmt.storage} file cannot hold: write a rosbag2 directory, or add --compression none")
     try:
         if same and dst_fmt.storage == "sqlite3":
             if compression not in ("keep", "none"):

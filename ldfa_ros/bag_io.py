@@ -19,6 +19,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from collections import defaultdict, deque
+from contextlib import closing
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
@@ -186,7 +187,11 @@ class SqliteCopy(BagCopy):
             readable = self.files.readable(name)
             self.inputs.append(sqlite3.connect(f"{readable.resolve().as_uri()}?mode=ro", uri=True))
             target = out_dir / self.files.output_name(name)
-            shutil.copyfile(readable, target)
+            if Path(f"{readable}-wal").exists():  # rows of an unclean close live in the WAL: copy them too
+                with closing(sqlite3.connect(target)) as copy:
+                    self.inputs[-1].backup(copy)
+            else:
+                shutil.copyfile(readable, target)
             self.out_paths.append(target)
             self.outputs.append(sqlite3.connect(target, isolation_level="DEFERRED"))
             self.topic_maps.append(self._topics(self.inputs[-1], by_name))
@@ -229,12 +234,12 @@ class SqliteCopy(BagCopy):
                      "ORDER BY timestamp, id")
             for row_id, topic_id, timestamp, data in db.execute(query, wanted):
                 conn = by_key(self.connections, topics[topic_id])
-                if data is not None:
+                if key(conn) in self.images:  # every image row, even an empty one, is rewritten or deleted
+                    self.extras[key(conn)].append((index, row_id))
+                    data = None if data is None else self.files.decode(data)
+                elif data is not None:  # unpacked for --compression none
                     data = self.files.decode(data)
-                    if key(conn) in self.images:
-                        self.extras[key(conn)].append((index, row_id))
-                    else:  # unpacked for --compression none
-                        self.outputs[index].execute("UPDATE messages SET data = ? WHERE id = ?", (data, row_id))
+                    self.outputs[index].execute("UPDATE messages SET data = ? WHERE id = ?", (data, row_id))
                 yield conn, timestamp, data or b""
 
     def raw(self, conn: Connection, timestamp: int, data: Any) -> None:

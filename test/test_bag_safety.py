@@ -12,8 +12,13 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from rosbags.highlevel import AnyReader
 
 from bags import write_bag
+from ldfa_ros.bag import PARTIAL, BagError, anonymize_bag
+from ldfa_ros.detect import CenterFace
+from ldfa_ros.pipeline import Pipeline
+from ldfa_ros.settings import Settings
 from ldfa_ros.samples import write_sample_bag
 from test_bag_readers import tree_digest
 
@@ -121,3 +126,38 @@ def test_sigterm_and_sighup_leave_nothing(tmp_path: Path, sig: signal.Signals) -
     assert child.returncode == 128 + sig, err
     assert "nothing was written" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_a_killed_runs_partial_with_our_own_pid_is_cleaned(tmp_path: Path) -> None:
+    """In a container every run can have the same pid (1): a killed run's marked partial then carries the
+    pid of the run that finds it, which is not alive as another run."""
+    src = write_sample_bag(tmp_path / "in", 2, encoding="jpeg")
+    stale = tmp_path / f".out.ldfa-partial-{os.getpid()}"
+    stale.mkdir()
+    (stale / PARTIAL).write_text(f'{{"pid": {os.getpid()}}}\n')
+    anonymize_bag(src, tmp_path / "out", Pipeline(Settings(), CenterFace()))
+    assert not stale.exists() and (tmp_path / "out").is_dir()
+
+
+def test_an_unmarked_folder_named_like_our_scratch_is_kept(tmp_path: Path) -> None:
+    src = write_sample_bag(tmp_path / "in", 2, encoding="jpeg")
+    foreign = tmp_path / f".out.ldfa-partial-{os.getpid()}"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not ldfa's")
+    with pytest.raises(BagError, match="not marked"):
+        anonymize_bag(src, tmp_path / "out", Pipeline(Settings(), CenterFace()))
+    assert (foreign / "notes.txt").read_text() == "not ldfa's"
+
+
+@pytest.mark.parametrize("mode", ["file", "message"])
+def test_compressed_rosbag2_to_a_bare_file_is_refused(tmp_path: Path, mode: str) -> None:
+    """A bare .db3 has no metadata.yaml to say how its rows are compressed: refused, unless decompressed."""
+    src = write_bag(tmp_path / "in", "sqlite3", compression=mode).path
+    done = subprocess.run([*CLI, str(src), "-o", str(tmp_path / "out.db3")], capture_output=True, text=True)
+    assert done.returncode == 2 and "metadata.yaml" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out.db3").exists()
+    done = subprocess.run([*CLI, str(src), "-o", str(tmp_path / "out.db3"), "--compression", "none"],
+                          capture_output=True, text=True)
+    assert done.returncode in (0, 1), done.stderr
+    with AnyReader([tmp_path / "out.db3"]) as reader:
+        assert sum(1 for _ in reader.messages()) > 0
