@@ -189,12 +189,19 @@ def _check_existing(job: BagJob) -> None:
     if report is None:
         job.status = "failed"
         job.error = (f"{job.output} exists without its report {report_path(job.output).name}, so it is not a "
-                     "finished ldfa output; move it away or pass --overwrite")
+                     "finished ldfa output; move it away")
     elif os.path.abspath(str(report.get("input"))) != str(job.source):
         job.status = "failed"
         job.error = f"{job.output} is the output of another input, {report.get('input')}; pass --overwrite"
     else:
         job.status, job.report = "skipped", report
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def _read_report(path: Path) -> dict[str, Any] | None:
@@ -313,7 +320,10 @@ class Scheduler:
             return
         remove_partials(job.output)
         if (job.output.exists() or job.output.is_symlink()) and not report_path(job.output).exists():
-            job.overwrite = True  # died between moving its bag into place and writing the report: redo
+            # Died between moving its bag into place and its report: the bag is ours (the job started with no
+            # OUTPUT there, or skipped or refused it) but unfinished, and the bag tool won't replace an OUTPUT
+            # without its report.
+            _remove(job.output)
         log.warning("%s: worker died (%s)", job.source, type(exc).__name__)
         self._retry(job, exc)
         self.idle.append(self._new_worker())
@@ -411,6 +421,7 @@ def run_fleet(args: argparse.Namespace) -> int:
     out_dir = Path(os.path.abspath(args.output))
     if out_dir.exists() and not out_dir.is_dir():
         raise FleetError(f"{args.output}: OUT_DIR exists and is not a directory")
+    _check_report_file(_report_file(args, out_dir))
     jobs = plan([Path(s) for s in args.inputs], out_dir, args.overwrite)
     start = time.perf_counter()
     timing: dict[str, float] = {}
@@ -462,6 +473,18 @@ def _process(args: argparse.Namespace, jobs: list[BagJob], settings: Settings,
 
 def _report_file(args: argparse.Namespace, out_dir: Path) -> Path:
     return Path(args.report) if args.report else out_dir / FLEET_REPORT
+
+
+def _check_report_file(path: Path) -> None:
+    """Refuse to replace a file that is not an earlier fleet report (e.g. `--report` naming an input)."""
+    if not (path.exists() or path.is_symlink()):
+        return
+    try:
+        report = _read_report(path)
+    except (OSError, ValueError):
+        report = None
+    if report is None or "bags" not in report:
+        raise FleetError(f"{path}: exists and is not an ldfa fleet report; choose another --report")
 
 
 def add_commands(subparsers: Any) -> None:

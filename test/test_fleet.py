@@ -253,8 +253,14 @@ def test_refusals(inputs: dict[str, tuple[Path, Path]], tmp_path: Path, capsys: 
     (foreign / src.name).mkdir(parents=True)
     (foreign / src.name / "notes.txt").write_text("the user's own file")
     assert main(["fleet", str(src), "-o", str(foreign)]) == 2
-    assert "not a finished ldfa output" in capsys.readouterr().err
+    assert "is not an ldfa output" in capsys.readouterr().err
     assert (foreign / src.name / "notes.txt").read_text() == "the user's own file"
+
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": true}')
+    assert main(["fleet", str(src), "-o", str(tmp_path / "out"), "--report", str(notes)]) == 2
+    assert "not an ldfa fleet report" in capsys.readouterr().err
+    assert notes.read_text() == '{"mine": true}' and not (tmp_path / "out").exists()
 
     busy = tmp_path / "busy"
     with fleet.lock(busy):  # another fleet job holds OUT_DIR
