@@ -3,6 +3,7 @@ bags of all three formats anonymized exactly as a single-machine `ldfa bag` does
 of others (Foxglove's mcap, Debian's rosbag); a worker killed mid-bag; a rerun; bad bags among good ones."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -53,14 +54,19 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, detector: CenterFace) -> di
     return out
 
 
-def read(path: Path) -> tuple[list[tuple], dict[str, list[tuple[int, bytes]]]]:
-    """Connections (all but id/owner) and per topic every message's (timestamp, raw bytes)."""
+def read(path: Path) -> tuple[list[tuple], dict[str, list[tuple[int, str]]]]:
+    """Connections (all but id/owner) and per topic every message's (timestamp, digest of its raw bytes:
+    a failing comparison of megabytes would keep pytest's diff busy for minutes)."""
     with AnyReader([path]) as reader:
         conns = [(c.topic, c.msgtype, c.msgdef, c.digest, c.msgcount, c.ext) for c in reader.connections]
-        msgs: dict[str, list[tuple[int, bytes]]] = {}
+        msgs: dict[str, list[tuple[int, str]]] = {}
         for conn, ts, raw in reader.messages():
-            msgs.setdefault(conn.topic, []).append((ts, bytes(raw)))
+            msgs.setdefault(conn.topic, []).append((ts, hashlib.sha256(bytes(raw)).hexdigest()))
     return conns, msgs
+
+
+# The realtime preset, as the direct runs use (Settings()); the offline default, recall, costs ~10x the CPU.
+FAST = ["--preset", "realtime"]
 
 
 def counts_by_others(path: Path) -> dict[str, int]:
@@ -125,7 +131,7 @@ def test_fleet_anonymizes_every_format_like_ldfa_bag_and_reruns_as_no_op(
         ray: Any, inputs: dict[str, tuple[Path, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
     sources = [str(src) for src, _ in inputs.values()]
-    assert main(["fleet", *sources, "-o", str(out), "--address", "local", "--workers", "2"]) == 0
+    assert main(["fleet", *sources, "-o", str(out), "--address", "local", "--workers", "2", *FAST]) == 0
     for src, direct in inputs.values():
         assert_like_direct(out / src.name, direct)
     assert leftovers(out, [s.name for s, _ in inputs.values()]) == []
@@ -147,7 +153,7 @@ def test_fleet_anonymizes_every_format_like_ldfa_bag_and_reruns_as_no_op(
         raise AssertionError("a rerun with nothing to do must not start Ray")
 
     monkeypatch.setattr(fleet, "connect", no_ray)
-    assert main(["fleet", *sources, "-o", str(out), "--workers", "2"]) == 0
+    assert main(["fleet", *sources, "-o", str(out), "--workers", "2", *FAST]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name not in (fleet.FLEET_REPORT, fleet.LOCK)} \
         == before
     assert fleet_report(out)["totals"]["skipped"] == 3
@@ -160,10 +166,10 @@ def test_fleet_anonymizes_every_format_like_ldfa_bag_and_reruns_as_no_op(
     scratch.mkdir()
     (scratch / "half.mcap").write_bytes(b"half a bag")
     # Not marked as the bag tool's: a user's folder, kept, and that bag refused naming it.
-    assert main(["fleet", *sources, "-o", str(out), "--workers", "2"]) == 1
+    assert main(["fleet", *sources, "-o", str(out), "--workers", "2", *FAST]) == 1
     assert (scratch / "half.mcap").read_bytes() == b"half a bag"
     (scratch / PARTIAL_MARKER).write_text('{"pid": 4242}\n')  # as the bag tool marks its scratch folders
-    assert main(["fleet", *sources, "-o", str(out), "--workers", "2"]) == 0
+    assert main(["fleet", *sources, "-o", str(out), "--workers", "2", *FAST]) == 0
     assert leftovers(out, [s.name for s, _ in inputs.values()]) == []
     assert_like_direct(out / mcap.name, inputs["mcap"][1])
     assert {b["input"]: b["status"] for b in fleet_report(out)["bags"]} == {
@@ -195,7 +201,7 @@ def test_worker_killed_mid_bag_is_retried_elsewhere(ray: Any, inputs: dict[str, 
     watcher = threading.Thread(target=kill_first_worker_mid_bag, args=(out, long.name, killed, stop), daemon=True)
     watcher.start()
     try:
-        code = main(["fleet", str(long), str(inputs["sqlite3"][0]), "-o", str(out), "--workers", "2"])
+        code = main(["fleet", str(long), str(inputs["sqlite3"][0]), "-o", str(out), "--workers", "2", *FAST])
     finally:
         stop.set()
         watcher.join()
@@ -222,7 +228,8 @@ def test_bad_bags_among_good_ones(ray: Any, inputs: dict[str, tuple[Path, Path]]
     damaged_image = write_bag(tmp_path / "one_bad_frame", "sqlite3", corrupt={"/cam/png": 1}).path
     missing = tmp_path / "no_such_bag"
     out = tmp_path / "out"
-    code = main(["fleet", str(good), str(cut), str(missing), str(damaged_image), "-o", str(out), "--workers", "2"])
+    code = main(["fleet", str(good), str(cut), str(missing), str(damaged_image), "-o", str(out), "--workers", "2",
+                 *FAST])
     err = capsys.readouterr().err
     assert code == 1
     assert f"{missing}: no such bag" in err and f"{cut}" in err and "truncated or corrupt" in err
@@ -233,7 +240,7 @@ def test_bad_bags_among_good_ones(ray: Any, inputs: dict[str, tuple[Path, Path]]
     assert leftovers(out, [good.name, "one_bad_frame"]) == []  # nothing of the failed bags
 
     only_bad = tmp_path / "only_bad"
-    assert main(["fleet", str(cut), str(missing), "-o", str(only_bad)]) == 2
+    assert main(["fleet", str(cut), str(missing), "-o", str(only_bad), *FAST]) == 2
     assert leftovers(only_bad, []) == []
     assert cut.is_dir() and file.stat().st_size > 0  # inputs untouched
 
