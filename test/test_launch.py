@@ -57,7 +57,7 @@ def test_package_xml_is_valid_and_declares_what_the_node_imports() -> None:
 
 
 def test_console_script_is_where_ros2_run_looks() -> None:
-    assert '"ldfa_node = ldfa_ros.node:main"' in (ROOT / "setup.py").read_text()
+    assert '"ldfa_node = ldfa_ros.cli:node_main"' in (ROOT / "setup.py").read_text()
     assert "install_scripts=$base/lib/ldfa_ros" in (ROOT / "setup.cfg").read_text()
 
 
@@ -135,13 +135,17 @@ def ros(tmp_path_factory: pytest.TempPathFactory):
     return ros_peers, env, setup_bash
 
 
-def _run_with_cameras(ros, tmp: Path, launch: str, min_frames: int = 3, topics: list[str] = OUTPUTS) -> tuple:
+def _run_with_cameras(ros, tmp: Path, launch: str, min_frames: int = 3, topics: list[str] = OUTPUTS,
+                      reliable: bool = False) -> tuple:
     """Cameras and a listener as processes, then `ros2 launch ...` from the built workspace; Ctrl-C once every
-    output topic had MIN_FRAMES. Returns (exit code, launch output, listener report)."""
+    output topic had MIN_FRAMES. `reliable`: cameras and listener reliable (then the launch must make the
+    node's subscriptions reliable too, as the README advises for raw frames: best-effort loses most raw
+    frames on a loaded machine). Returns (exit code, launch output, listener report)."""
     peers, env, setup_bash = ros
-    cameras = [peers.peer("camera", None, [topic], env, tmp / f"camera{i}.log", "--rate", "5")
+    qos = ["--reliable"] if reliable else []
+    cameras = [peers.peer("camera", None, [topic], env, tmp / f"camera{i}.log", "--rate", "5", *qos)
                for i, topic in enumerate(CAMERAS)]
-    listener = peers.peer("listen", tmp / "listen.json", topics, env, tmp / "listen.log")
+    listener = peers.peer("listen", tmp / "listen.json", topics, env, tmp / "listen.log", *qos)
     process = peers.start(launch, env, tmp / "launch.log", setup_bash)
     try:
         deadline = time.monotonic() + 180
@@ -183,8 +187,12 @@ def test_record_launch_writes_only_anonymized_topics_and_exits_cleanly(ros, tmp_
 
     peers = ros[0]
     bag = tmp_path / "drive_0001"
+    params = tmp_path / "reliable.yaml"  # the README's advice for raw cameras, through the params file
+    params.write_text(f"/**:\n  ros__parameters:\n    qos_overrides:\n      {CAMERAS[0]}:\n        subscription:\n"
+                      "          reliability: reliable\n          depth: 5\n")
     code, log, report = _run_with_cameras(ros, tmp_path, f"ros2 launch ldfa_ros record.launch.py cameras:={CAMERAS[0]} "
-                                          f"bag:={bag} recorder:=node", topics=OUTPUTS[:1])
+                                          f"bag:={bag} recorder:=node params_file:={params}", topics=OUTPUTS[:1],
+                                          reliable=True)
     _assert_anonymized(report, OUTPUTS[:1], 3)
     raw = peers.frame("astronaut", (512, 512))
     x1, y1, x2, y2 = peers.ASTRONAUT_FACE

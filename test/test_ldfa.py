@@ -320,7 +320,8 @@ def test_cli_image_with_ldfa_and_its_errors(tiny, tmp_path, astronaut, capsys):
     summary = json.loads((tmp_path / "out" / "ldfa_summary.json").read_text())
     assert [f["method"] for f in summary["images"][str(src)]["faces"]] == ["ldfa"]
     assert main(["models", "check", *weights]) == 0
-    assert main(args[:-6] + ["--model", "nobody/no-such-model"]) == 2
+    missing = ["image", str(src), "-o", str(tmp_path / "out_missing"), *args[4:-6], "--model", "nobody/no-such-model"]
+    assert main(missing) == 2
     assert "ldfa models download nobody/no-such-model" in capsys.readouterr().err
 
 

@@ -239,7 +239,7 @@ def test_runtime_parameters_through_the_parameter_services(live, probe) -> None:
     threshold, cameras, carry = reply.descriptors
     assert (threshold.floating_point_range[0].from_value, threshold.floating_point_range[0].to_value) == (0.01, 0.99)
     assert cameras.read_only and not threshold.read_only and carry.integer_range[0].to_value == 300
-    assert threshold.description == node_config.parameters()[0].description
+    assert threshold.description == {p.name: p for p in node_config.parameters()}["threshold"].description
     n = len(live.out[RAW_REL])  # frames still flow, anonymized, after the changes
     wait_until(lambda: len(live.out[RAW_REL]) > n + 2, 30, "outputs after parameter changes")
     check_anonymized(live.out[RAW_REL][-1], live.raw[RAW_REL])
