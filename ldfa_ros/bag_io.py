@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from abc import ABC, abstractmethod
 from collections import defaultdict, deque
 from contextlib import closing
 from pathlib import Path
@@ -131,7 +132,7 @@ class _Rosbag2Files:
         (out_dir / "metadata.yaml").write_text(text)
 
 
-class BagCopy:
+class BagCopy(ABC):
     """What the anonymizing loop reads from and writes to: connections, messages in storage order, and
     `raw` / `message` / `skip` for each message yielded, in the same order per connection."""
 
@@ -143,14 +144,16 @@ class BagCopy:
         self.extras: dict[Key, deque[Any]] = defaultdict(deque)
         self.dropped: dict[str, int] = defaultdict(int)
 
+    @abstractmethod
     def messages(self) -> Iterator[tuple[Connection, int, bytes]]:
-        raise NotImplementedError
+        """(connection, timestamp, raw bytes) of every message, in storage order."""
 
     def deserialize(self, data: bytes, msgtype: str) -> Any:
         return self.typestore.deserialize_cdr(bytes(data), msgtype)
 
+    @abstractmethod
     def raw(self, conn: Connection, timestamp: int, data: Any) -> None:
-        raise NotImplementedError
+        """Write serialized `data` as the message of `conn` next in line."""
 
     def message(self, conn: Connection, timestamp: int, msg: Any, little_endian: bool) -> None:
         """Serialize like the input (CDR byte order), then write like raw bytes."""
