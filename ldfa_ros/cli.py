@@ -125,13 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def node_main() -> None:
-    """Entry point of `ldfa_node`: the ROS 2 node, or one line saying ROS 2 is missing."""
+    """Entry point of `ldfa_node`: the ROS 2 node (its exit status passed on), or one line saying ROS 2
+    is missing."""
     try:
         from .node import main as run_node
     except ImportError as exc:
         sys.exit(f"ldfa_node: error: ROS 2 (rclpy) is not available ({exc}); source your ROS 2 setup "
                  "(e.g. /opt/ros/jazzy/setup.bash) and run it with `ros2 run ldfa_ros ldfa_node`")
-    run_node()
+    sys.exit(run_node())
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -375,7 +375,7 @@ def summary(job: BagJob) -> str:
     if job.report["image_topics_not_anonymized"]:
         notes.append("warning: images not anonymized on " + ", ".join(job.report["image_topics_not_anonymized"]))
     return (f"{job.source.name}: {sum(t['frames_in'] for t in topics)} frame(s), "
-            f"{sum(sum(t['faces_hidden'].values()) for t in topics)} face(s) hidden, "
+            f"{sum(t['faces'] for t in topics)} face(s) hidden in {sum(t['regions'] for t in topics)} region(s), "
             f"{sum(t['errors_total'] for t in topics)} error(s) -> {job.output} ({where}, {job.elapsed_s} s)"
             + "".join(f"; {n}" for n in notes))
 
@@ -397,7 +397,8 @@ def fleet_report(jobs: list[BagJob], resources: Resources | None, timing: dict[s
         **{k: round(v, 2) for k, v in timing.items()},
         "totals": {"bags": len(jobs), **count, "retried": sum(1 for j in jobs if j.attempts > 1),
                    "frames": sum(t["frames_in"] for t in topics),
-                   "faces_hidden": sum(sum(t["faces_hidden"].values()) for t in topics),
+                   "faces": sum(t["faces"] for t in topics),  # as `ldfa bag`: faces apart from regions
+                   "regions": sum(t["regions"] for t in topics),
                    "frame_errors": sum(t["errors_total"] for t in topics),
                    "frames_this_run": frames_done,
                    "frames_per_s": round(frames_done / processing, 2) if processing > 0 and done else None,
@@ -444,7 +445,7 @@ def run_fleet(args: argparse.Namespace) -> int:
     write_json(_report_file(args, out_dir), report)
     t = report["totals"]
     print(f"{t['done']} bag(s) anonymized, {t['skipped']} already done, {t['failed']} failed; {t['frames']} "
-          f"frame(s), {t['faces_hidden']} face(s) hidden, {t['frame_errors']} frame error(s), "
+          f"frame(s), {t['faces']} face(s) hidden in {t['regions']} region(s), {t['frame_errors']} frame error(s), "
           f"{t['frames_per_s']} frames/s; report in {_report_file(args, out_dir)}")
     return exit_code(jobs)
 

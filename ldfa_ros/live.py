@@ -33,6 +33,7 @@ from .node_config import STAMP_MAX_AGE_S, STAMP_MAX_AHEAD_S, check_node_value
 from .pipeline import FaceRecord, FrameInput, FrameResult, Pipeline
 from .render.classic import blur_frame
 from .settings import CLASSIC_METHODS
+from .track import distinct_faces
 
 log = logging.getLogger("ldfa_ros.live")
 
@@ -308,7 +309,8 @@ class LiveAnonymizer:
         with self._lock:
             stats = self._stats[camera]
             stats.count("processed")
-            stats.count("faces", len(result.faces))
+            stats.count("faces", distinct_faces([np.asarray(f.box) for f in result.faces if not f.copy_of]))
+            stats.count("regions", len(result.faces))
             stats.count("inpainted", sum(f.method not in CLASSIC_METHODS for f in result.faces))
             if msg is not None:
                 stats.count("outputs")
@@ -371,8 +373,9 @@ def _status(camera: str, stats: _Stats, now: float, budget_ms: float) -> CameraS
         "budget_ms": f"{budget_ms:g}",
         "over_budget": str(w["over_budget"]),
         "faces_per_frame": f"{w['faces'] / w['processed']:.2f}" if w["processed"] else "0.00",
-        "inpainted_share": f"{w['inpainted'] / w['faces']:.2f}" if w["faces"] else "0.00",
-        "classic_share": f"{1 - w['inpainted'] / w['faces']:.2f}" if w["faces"] else "0.00",
+        "regions_per_frame": f"{w['regions'] / w['processed']:.2f}" if w["processed"] else "0.00",
+        "inpainted_share": f"{w['inpainted'] / w['regions']:.2f}" if w["regions"] else "0.00",
+        "classic_share": f"{1 - w['inpainted'] / w['regions']:.2f}" if w["regions"] else "0.00",
         "drops": str(w["drops"]),
         "dds_lost": str(w["dds_lost"]),
         "errors": str(w["errors"]),

@@ -371,9 +371,16 @@ def main(args: list[str] | None = None) -> int:
         # else the context was shut down by a signal while the node was being set up: a clean stop
     finally:
         signals.setting_up = False
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        try:
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
+        finally:
+            # From here on a signal is ignored: the interpreter's finalization puts back the default action
+            # of signals with a Python handler (not of ignored ones), and a second Ctrl-C arriving then
+            # would kill the process with -2 after a clean shutdown.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
     return status
 
 

@@ -36,7 +36,7 @@ class Settings:
     """What to detect and how to hide it. Field metadata documents each one."""
 
     preset: str = _spec("realtime", "detector preset setting threshold, scales and flip: realtime (one native "
-                        "pass) or recall (native and 2x passes, each also mirrored: about 4x the CPU cost); the "
+                        "pass) or recall (native and 2x passes, each also mirrored: about 10x the CPU cost); the "
                         "live node defaults to realtime, offline commands to recall; threshold, scales and flip "
                         "given as well override it", choices=tuple(PRESETS))
     threshold: float = _spec(0.2, "face detector score threshold; lower finds more faces and more false alarms",

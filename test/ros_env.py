@@ -105,6 +105,9 @@ class RosProcess:
     def signal(self, sig: int = signal.SIGINT) -> None:
         self._proc.send_signal(sig)
 
+    def running(self) -> bool:
+        return self._proc.poll() is None
+
     def wait(self, timeout: float = 30.0) -> int:
         """The exit status; the process is killed (and the test fails) if it does not end in time."""
         try:
@@ -126,6 +129,13 @@ class RosProcess:
 def node_command(*ros_args: str) -> list[str]:
     """`python -m ldfa_ros.node --ros-args ...` with this interpreter."""
     return [sys.executable, "-m", "ldfa_ros.node", "--ros-args", *ros_args]
+
+
+def node_script(*ros_args: str) -> list[str]:
+    """The `ldfa_node` console script of this interpreter's environment (what `ros2 run` starts)."""
+    script = Path(sys.executable).parent / "ldfa_node"
+    assert script.exists(), f"{script} missing: install the package (pip install -e .)"
+    return [str(script), "--ros-args", *ros_args]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str = "condition") -> None:

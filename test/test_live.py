@@ -336,6 +336,20 @@ def test_statuses_report_rates_latency_faces_drops_and_levels(astronaut) -> None
     assert again["a"].level == STALE
 
 
+def test_statuses_count_faces_apart_from_regions(astronaut) -> None:
+    """A face that jumps (matched on nearness) leaves a cautious copy where it was: one face, two regions."""
+    detector = FaceDetector()
+    anonymizer, _ = make_live(("a",), detector=detector, carry_frames=3)
+    anonymizer.statuses()
+    anonymizer.submit("a", image_msg(astronaut))
+    drain(anonymizer)
+    detector.box = ASTRONAUT_FACE + np.array([60, 0, 60, 0])  # ~0.9 face widths on: little overlap, near
+    anonymizer.submit("a", image_msg(astronaut))
+    drain(anonymizer)
+    values = anonymizer.statuses()[0].values
+    assert (values["faces_per_frame"], values["regions_per_frame"]) == ("1.00", "1.50")
+
+
 def test_errors_make_the_level_error(astronaut) -> None:
     anonymizer, _ = make_live(("a",), detector=FaceDetector(fail=True))
     anonymizer.submit("a", image_msg(astronaut))

@@ -40,7 +40,7 @@ from ldfa_ros import node as ldfa_node  # noqa: E402
 from ldfa_ros.pipeline import Pipeline  # noqa: E402
 from ldfa_ros.record import typestore  # noqa: E402
 from ros_camera import message, picture  # noqa: E402
-from ros_env import RosProcess, node_command, wait_until  # noqa: E402
+from ros_env import RosProcess, node_command, node_script, wait_until  # noqa: E402
 from test_live import FaceDetector  # noqa: E402
 from test_pipeline import assert_face_hidden  # noqa: E402
 
@@ -159,7 +159,7 @@ def live(probe: Probe, ros_domain: int, tmp_path_factory):
            JPEG: probe.subscribe(CompressedImage, "/t/jpeg/image_raw/anonymized/compressed")}
     faces = probe.subscribe(VISION.Detection2DArray, "/t/raw_rel/image_raw/faces") if VISION else []
     diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics")
-    node = RosProcess(node_command(
+    node = RosProcess(node_script(  # the console script `ros2 run` starts
         "-p", f"cameras:=[{RAW_REL},{RAW_BE},{JPEG}]", "-p", "publish_detections:=true",
         "-p", f"record_path:={bag}", "-p", "budget_ms:=50", "-p", "diagnostics_period:=0.5",
         "-p", f"qos_overrides.{RAW_REL}.subscription.reliability:=reliable"), ros_domain)
@@ -258,13 +258,18 @@ def test_diagnostics_per_camera_with_drops_and_dds_losses(live) -> None:
     assert latest["/ldfa_node: worker"].level == b"\x00"
 
 
-def test_double_sigint_while_frames_flow_exits_0_and_the_bag_reads_back(live) -> None:
-    """Ctrl-C in `ros2 launch` sends SIGINT twice (terminal and launch); the worker is mid-frame."""
+def test_repeated_sigint_while_frames_flow_exits_0_and_the_bag_reads_back(live) -> None:
+    """Ctrl-C twice (terminal and a non-interactive `ros2 launch`), or held down: SIGINT every 20 ms until
+    the node has gone, so signals land in every phase of the shutdown, interpreter finalization too (once
+    killed it with -2); the worker is mid-frame at the first."""
     n = len(live.out[RAW_REL])
     wait_until(lambda: len(live.out[RAW_REL]) > n, 30, "a new output")
-    live.node.signal(signal.SIGINT)
-    time.sleep(0.05)
-    live.node.signal(signal.SIGINT)
+    sent, end = 0, time.monotonic() + 30
+    while live.node.running() and time.monotonic() < end:
+        live.node.signal(signal.SIGINT)
+        sent += 1
+        time.sleep(0.02)
+    assert sent >= 2
     assert live.node.wait(30) == 0, live.node.output
     assert "Traceback" not in live.node.output and "RCLError" not in live.node.output, live.node.output
     check_record(live)
@@ -347,7 +352,9 @@ def test_sigterm_while_the_worker_is_busy_exits_0(probe, ros_domain) -> None:
     ("cameras:=[/a/image,/a/image]", "more than once"),
 ])
 def test_startup_mistakes_are_one_line_errors(ros_domain, param, expected) -> None:
-    node = RosProcess(node_command("-r", "__ns:=/mistake", "-p", param), ros_domain)
+    """Through the console script (it once dropped the status: exit 0) and `python -m` alike."""
+    command = node_script if param.startswith("cameras") else node_command
+    node = RosProcess(command("-r", "__ns:=/mistake", "-p", param), ros_domain)
     try:
         assert node.wait(60) == 2, node.output
     finally:

@@ -7,6 +7,7 @@ MCAP reader and checked against the input pixels.
 """
 from __future__ import annotations
 
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -56,21 +57,27 @@ def frames() -> tuple[list[np.ndarray], list[np.ndarray]]:
     return out, boxes
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, detector: CenterFace) -> dict:
-    root = tmp_path_factory.mktemp("pan")
+def write_pan(path: Path, rgbs: list[np.ndarray]) -> Path:
+    """The frames as a rosbag2 MCAP (benchmarks/bench_pan.py uses it too)."""
     ts = get_typestore(Stores.ROS2_HUMBLE)
-    rgbs, boxes = frames()
-    src = root / "pan"
-    with Writer(src, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         conn = writer.add_connection(TOPIC, "sensor_msgs/msg/Image", typestore=ts, offered_qos_profiles=[BEST_EFFORT])
         for i, rgb in enumerate(rgbs):
             msg = image_message(ts, "sensor_msgs/msg/Image", "rgb8", rgb, START_NS + i * PERIOD_NS, "front")
             writer.write(conn, START_NS + i * PERIOD_NS, ts.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, detector: CenterFace) -> dict:
+    """The pan anonymized at the offline default (recall preset) with and without carry-over."""
+    root = tmp_path_factory.mktemp("pan")
+    rgbs, boxes = frames()
+    src = write_pan(root / "pan", rgbs)
     out = {}
     for carry in (5, 0):
         dst = root / f"out_{carry}"
-        report = anonymize_bag(src, dst, Pipeline(Settings(carry_frames=carry), detector))
+        report = anonymize_bag(src, dst, Pipeline(Settings().updated(preset="recall", carry_frames=carry), detector))
         [path] = dst.glob("*.mcap")
         images = [np.frombuffer(m.ros_msg.data, np.uint8).reshape(HEIGHT, WIDTH, 3)
                   for m in read_ros2_messages(str(path), topics=[TOPIC])]
