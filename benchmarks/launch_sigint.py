@@ -6,7 +6,7 @@ and JPEG CompressedImage of the astronaut photo at 5 Hz), a listener of the outp
 outputs have frames it sends SIGINT to the launch process group, as a terminal does. Needs the runtime of
 scripts/ros_setup.sh in this Python. Writes benchmarks/results/launch_sigint.json.
 
-    python benchmarks/launch_sigint.py [--tries 10] [--domain 77]
+    python benchmarks/launch_sigint.py [--tries 10] [--presses 1] [--domain 77] [--json PATH]
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ CAMERAS = ["/cam_front/image_raw", "/cam_rear/image_raw/compressed"]
 OUTPUTS = ["/cam_front/image_raw/anonymized", "/cam_rear/image_raw/anonymized/compressed"]
 
 
-def one_try(env: dict[str, str], setup_bash: Path, tmp: Path, min_frames: int) -> dict:
-    """One launch, cameras flowing, Ctrl-C; what a user would see."""
+def one_try(env: dict[str, str], setup_bash: Path, tmp: Path, min_frames: int, presses: int) -> dict:
+    """One launch, cameras flowing, Ctrl-C (`presses` times); what a user would see."""
     cameras = [ros_peers.peer("camera", None, [t], env, tmp / f"camera{i}.log", "--rate", "5")
                for i, t in enumerate(CAMERAS)]
     listener = ros_peers.peer("listen", tmp / "listen.json", OUTPUTS, env, tmp / "listen.log")
@@ -43,7 +43,7 @@ def one_try(env: dict[str, str], setup_bash: Path, tmp: Path, min_frames: int) -
             break
         time.sleep(0.5)
     started = time.monotonic()
-    code = ros_peers.interrupt(launch)
+    code = ros_peers.interrupt(launch, presses=presses)
     stop_s = time.monotonic() - started
     for other in [*cameras, listener]:
         ros_peers.interrupt(other)
@@ -61,6 +61,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tries", type=int, default=10)
     parser.add_argument("--min-frames", type=int, default=3, help="outputs per camera before Ctrl-C")
+    parser.add_argument("--presses", type=int, default=1, help="Ctrl-C presses, 0.2 s apart (2: the impatient user)")
     parser.add_argument("--domain", type=int, default=50 + os.getpid() % 50, help="ROS_DOMAIN_ID")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "launch_sigint.json"))
     args = parser.parse_args()
@@ -71,14 +72,14 @@ def main() -> int:
         for i in range(args.tries):
             folder = Path(tmp) / f"try{i}"
             folder.mkdir()
-            tries.append(one_try(env, setup_bash, folder, args.min_frames))
+            tries.append(one_try(env, setup_bash, folder, args.min_frames, args.presses))
             t = tries[-1]
             print(f"try {i + 1}: exit {t['exit_code']}, traceback {t['traceback']}, anonymized "
                   f"{t['all_outputs_anonymized']}, outputs {t['outputs']}, exit took {t['seconds_to_exit']} s",
                   flush=True)
     clean = sum(t["exit_code"] == 0 and not t["traceback"] and not t["process_died"] and t["all_outputs_anonymized"]
                 for t in tries)
-    result = {"tries": args.tries, "clean": clean, "cpu_count": os.cpu_count(),
+    result = {"tries": args.tries, "presses": args.presses, "clean": clean, "cpu_count": os.cpu_count(),
               "load_average_1min_at_end": round(os.getloadavg()[0], 2), "results": tries}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

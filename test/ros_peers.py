@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +61,14 @@ def start(command: str, env: dict[str, str], log: Path, setup_bash: Path | None 
                             start_new_session=True)
 
 
-def interrupt(process: subprocess.Popen, timeout: float = 30.0) -> int:
-    """Ctrl-C as a terminal sends it (SIGINT to the whole process group); the exit code, or -9 if it hung."""
-    os.killpg(process.pid, signal.SIGINT)
+def interrupt(process: subprocess.Popen, timeout: float = 30.0, presses: int = 1) -> int:
+    """Ctrl-C as a terminal sends it (SIGINT to the whole process group), pressed `presses` times 0.2 s
+    apart; the exit code, or -9 if it hung."""
+    for press in range(presses):
+        if press:
+            time.sleep(0.2)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
     try:
         return process.wait(timeout)
     except subprocess.TimeoutExpired:

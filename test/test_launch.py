@@ -136,11 +136,12 @@ def ros(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _run_with_cameras(ros, tmp: Path, launch: str, min_frames: int = 3, topics: list[str] = OUTPUTS,
-                      reliable: bool = False) -> tuple:
+                      reliable: bool = False, presses: int = 1) -> tuple:
     """Cameras and a listener as processes, then `ros2 launch ...` from the built workspace; Ctrl-C once every
     output topic had MIN_FRAMES. `reliable`: cameras and listener reliable (then the launch must make the
     node's subscriptions reliable too, as the README advises for raw frames: best-effort loses most raw
-    frames on a loaded machine). Returns (exit code, launch output, listener report)."""
+    frames on a loaded machine). `presses`: Ctrl-C pressed that many times. Returns (exit code, launch
+    output, listener report)."""
     peers, env, setup_bash = ros
     qos = ["--reliable"] if reliable else []
     cameras = [peers.peer("camera", None, [topic], env, tmp / f"camera{i}.log", "--rate", "5", *qos)
@@ -154,7 +155,7 @@ def _run_with_cameras(ros, tmp: Path, launch: str, min_frames: int = 3, topics: 
             if report and all(report[t]["frames"] >= min_frames for t in topics):
                 break
             time.sleep(1)
-        code = peers.interrupt(process)
+        code = peers.interrupt(process, presses=presses)
     finally:
         for other in [*cameras, listener]:
             peers.interrupt(other)
@@ -180,7 +181,8 @@ def test_colcon_workspace_ros2_launch_anonymizes_and_ctrl_c_exits_cleanly(ros, t
 
 @needs_ros
 def test_record_launch_writes_only_anonymized_topics_and_exits_cleanly(ros, tmp_path: Path) -> None:
-    """`recorder:=node` (rosbag2, for `ros2 bag record`, has no wheels and no sources here)."""
+    """`recorder:=node` (rosbag2, for `ros2 bag record`, has no wheels and no sources here); Ctrl-C pressed
+    twice, so the node gets a second SIGINT while it shuts down and must still exit 0 with the bag whole."""
     from rclpy.serialization import deserialize_message
     from rosbags.highlevel import AnyReader
     from sensor_msgs.msg import Image
@@ -192,7 +194,7 @@ def test_record_launch_writes_only_anonymized_topics_and_exits_cleanly(ros, tmp_
                       "          reliability: reliable\n          depth: 5\n")
     code, log, report = _run_with_cameras(ros, tmp_path, f"ros2 launch ldfa_ros record.launch.py cameras:={CAMERAS[0]} "
                                           f"bag:={bag} recorder:=node params_file:={params}", topics=OUTPUTS[:1],
-                                          reliable=True)
+                                          reliable=True, presses=2)  # an impatient user: Ctrl-C twice
     _assert_anonymized(report, OUTPUTS[:1], 3)
     raw = peers.frame("astronaut", (512, 512))
     x1, y1, x2, y2 = peers.ASTRONAUT_FACE
