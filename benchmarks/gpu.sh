@@ -5,10 +5,23 @@
 # anonymized), which writes benchmarks/results/gpu_bench.json. About 2 min install + <= 7 min run.
 #   benchmarks/gpu.sh              # on the GPU machine
 #   benchmarks/gpu.sh --dry-run    # anywhere: CPU only, tiny models, in the current Python (CI runs this)
+#   benchmarks/gpu.sh --offline    # a GPU machine with no package index whose python3 has CUDA torch:
+#                                  # the wheels that python lacks, fetched beforehand by
+#                                  # benchmarks/gpu_wheels.sh into .whl/, are unpacked into /tmp/ldfa-site
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--dry-run" ]; then
     exec "${PYTHON:-python3}" benchmarks/gpu_bench.py "$@"
+fi
+if [ "${1:-}" = "--offline" ]; then
+    shift
+    python=${PYTHON:-python3}
+    site=/tmp/ldfa-site
+    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+        "${WHEELS:-.whl}"/*.whl
+    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+    exec timeout 480 "$python" benchmarks/gpu_bench.py "$@"
 fi
 venv=${VENV:-.venv-gpu}
 [ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
