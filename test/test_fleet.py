@@ -138,7 +138,8 @@ def test_fleet_anonymizes_every_format_like_ldfa_bag_and_reruns_as_no_op(
     report = fleet_report(out)
     assert report["totals"] | {"frames_per_s": None, "frames_per_s_per_worker": None} == {
         "bags": 3, "done": 3, "skipped": 0, "failed": 0, "retried": 0, "frames": 3 * 4 * len(CAMERAS),
-        "faces": 3 * 4 * len(CAMERAS), "regions": 3 * 4 * len(CAMERAS), "frame_errors": 0, "frames_this_run": 3 * 4 * len(CAMERAS),
+        "faces": 3 * 4 * len(CAMERAS), "regions": 3 * 4 * len(CAMERAS), "frame_errors": 0,
+        "frames_this_run": 3 * 4 * len(CAMERAS),
         "frames_per_s": None, "frames_per_s_per_worker": None}
     assert report["resources"] == {"workers": 2, "cpus": 1.0, "gpus": 0.0}
     for bag in report["bags"]:
