@@ -178,6 +178,8 @@ def run_image(args: argparse.Namespace) -> int:
 
 
 def run_detect(args: argparse.Namespace) -> int:
+    if Path(args.json).exists() and not args.overwrite:  # refused before any work: never a user's file lost
+        raise FileExistsError(f"{args.json} exists; choose another --json file or add --overwrite to replace it")
     pipeline = build_pipeline(settings_from_args(args).updated(method="blur"))  # no renderer models to load
     files, missing, _ = image_paths(args.inputs)
     boxes: dict[str, list[list[float]]] = {}
@@ -230,7 +232,8 @@ def add_commands(subparsers: Any) -> None:
                               description='Write {"<path as given>": [[x1, y1, x2, y2, score], ...]} with the raw '
                                           "detector boxes (before dilation), in pixels of each image.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders")
-    p.add_argument("--json", required=True, metavar="OUT.json", help="where to write the boxes")
+    p.add_argument("--json", required=True, metavar="OUT.json", help="where to write the boxes (a new file)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT.json if it exists")
     add_settings_arguments(p, only=DETECT_OPTIONS)
     p.set_defaults(run=run_detect)
 

@@ -62,6 +62,16 @@ def test_detect_writes_raw_boxes_keyed_by_path_as_given(inputs, tmp_path):
     assert iou_matrix(np.array([row[:4]]), ASTRONAUT_FACE)[0, 0] > 0.6
 
 
+def test_detect_never_replaces_an_existing_file_unless_told(inputs, tmp_path, capsys):
+    target = tmp_path / "notes.json"
+    target.write_text("mine")
+    assert main(["detect", str(inputs / "face.png"), "--json", str(target)]) == 2
+    assert target.read_text() == "mine"
+    assert "notes.json exists" in capsys.readouterr().err
+    assert main(["detect", str(inputs / "face.png"), "--json", str(target), "--overwrite"]) == 0
+    assert list(json.loads(target.read_text())) == [str(inputs / "face.png")]
+
+
 def test_demo_writes_viewable_output(tmp_path):
     assert main(["demo", "-o", str(tmp_path / "demo")]) == 0
     for name in ("astronaut.png", "street_1080p.png"):
