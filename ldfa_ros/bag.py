@@ -448,17 +448,42 @@ def _report(source: Path, output: Path, src_fmt: BagFormat, dst_fmt: BagFormat, 
 
 def clean_stale_partials(output: Path) -> None:
     """Remove the scratch folders of killed runs for OUTPUT (only those with this tool's marker and a dead
-    pid); refuse, naming it, one of a run still alive or one without the marker."""
+    pid, or empty); refuse, naming it, one of a run still alive or one with contents but without the marker."""
     for folder in output.parent.glob(f".{glob.escape(output.name)}.ldfa-partial-*"):
         try:
             pid = int(json.loads((folder / PARTIAL).read_text())["pid"])
         except (OSError, ValueError, KeyError, TypeError):
-            raise BagError(f"{folder}: in the way of {output} and not marked as ldfa's partial output; "
-                           "remove it yourself") from None
-        if pid != os.getpid() and _alive(pid):  # our own pid: a killed run's, reused (e.g. pid 1 in a container)
-            raise BagError(f"{output}: another ldfa bag run (pid {pid}) is writing it ({folder})")
+            _remove_unmarked(folder, output)
+            continue
+        _refuse_alive(pid, folder, output)
         shutil.rmtree(folder)
         log.warning("removed %s, left by a killed run (pid %d)", folder, pid)
+
+
+def _remove_unmarked(folder: Path, output: Path) -> None:
+    """A run killed between making its scratch folder and writing its marker leaves the folder empty, or
+    holding an empty marker. That holds nothing of anyone's, so it goes, unless the run its name gives still
+    lives; a folder with anything else is refused."""
+    marker = folder / PARTIAL
+    if not folder.is_symlink() and folder.is_dir() and list(folder.iterdir()) in ([], [marker]) and (
+            not marker.exists() or marker.stat().st_size == 0):
+        named = folder.name.rpartition("-")[2]
+        if named.isdigit():
+            _refuse_alive(int(named), folder, output)
+        try:
+            marker.unlink(missing_ok=True)
+            os.rmdir(folder)  # only while still empty
+        except OSError:
+            pass
+        else:
+            log.warning("removed %s, left unmarked by a killed run", folder)
+            return
+    raise BagError(f"{folder}: in the way of {output} and not marked as ldfa's partial output; remove it yourself")
+
+
+def _refuse_alive(pid: int, folder: Path, output: Path) -> None:
+    if pid != os.getpid() and _alive(pid):  # our own pid: a killed run's, reused (e.g. pid 1 in a container)
+        raise BagError(f"{output}: another ldfa bag run (pid {pid}) is writing it ({folder})")
 
 
 def _alive(pid: int) -> bool:
@@ -504,7 +529,7 @@ def _open_copy(source: Path, written: Path, scratch: Path, src_fmt: BagFormat, d
         return {key(c) for c in _select(connections, source, topics)[0]}
 
     same = src_fmt.ros == dst_fmt.ros == "ros2" and src_fmt.storage == dst_fmt.storage and (
-        src_fmt.bare <= dst_fmt.bare)  # a bare file has no metadata.yaml to copy into a directory
+        src_fmt.bare <= dst_fmt.bare or dst_fmt.storage == "mcap")  # McapCopy can describe a bare file's directory
     if same and dst_fmt.bare and not src_fmt.bare and compression == "keep" and \
             rosbag2_metadata(source).get("compression_mode"):
         raise BagError(f"{source}: its rosbag2 compression is described in its metadata.yaml, which a bare "
@@ -515,7 +540,7 @@ def _open_copy(source: Path, written: Path, scratch: Path, src_fmt: BagFormat, d
                 raise BagError(f"sqlite3 output supports --compression keep or none, not {compression!r}")
             return SqliteCopy(source, written, scratch, images, compression == "keep")
         if same:
-            return McapCopy(source, written, scratch, images, compression)
+            return McapCopy(source, written, scratch, images, compression, describe=src_fmt.bare > dst_fmt.bare)
     except (BagError, OSError):
         raise
     except Exception as exc:  # noqa: BLE001 - sqlite3, mcap and zstd raise their own on a damaged input

@@ -1,12 +1,13 @@
 """Bag storage for `ldfa bag`: read a bag and write its copy, keeping everything a reader of the input sees.
 
 Within one storage the copy is made at the storage's own level, so nothing is re-interpreted:
-- sqlite3 (rosbag2): the input files are copied and only the image rows are rewritten in place, so the
-  schema version, metadata, topics (with their definitions, or none, as recorded) and every other row
-  stay byte-identical; metadata.yaml is copied as written.
+- sqlite3 (rosbag2): the input files are copied row by row and only the image rows are rewritten in
+  place, so the schema version, metadata, topics (with their definitions, or none, as recorded) and every
+  other row stay byte-identical; metadata.yaml is copied as written.
 - MCAP: Foxglove's `mcap` reads the input record by record and its Writer writes the same header,
   schemas, channels (with metadata), messages (log and publish time, sequence), attachments and
-  metadata records, with the input's chunk compression and chunk CRCs.
+  metadata records, with the input's chunk compression and chunk CRCs. A bare .mcap written as a rosbag2
+  directory gets the metadata.yaml rosbag2 would write for it.
 rosbag2 per-file and per-message compression are kept in both. ROS 1 bags and conversions between
 ROS versions or storages go through rosbags (connections with their definition, hash, QoS or latching,
 and the input's chunk compression).
@@ -16,11 +17,9 @@ a message (its row, publish time, sequence) wait in a queue per connection until
 """
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from abc import ABC, abstractmethod
 from collections import defaultdict, deque
-from contextlib import closing
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
@@ -37,6 +36,7 @@ from rosbags.interfaces import Connection, ConnectionExtRosbag2, MessageDefiniti
 from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin, Writer as Writer2
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
+from rosbags.rosbag2.metadata import dump_qos_v8, dump_qos_v9, parse_qos
 from rosbags.typesys import Stores, get_typestore
 
 COMPRESSIONS = ("keep", "none", "zstd", "lz4", "bz2")  # --compression
@@ -172,7 +172,13 @@ class BagCopy(ABC):
 
 
 class SqliteCopy(BagCopy):
-    """sqlite3 -> sqlite3: copy the files, rewrite the image rows in place."""
+    """sqlite3 -> sqlite3: copy the files, rewrite the image rows in place.
+
+    Deleted rows live on in a database file (free pages, free space inside pages) until overwritten, so
+    neither an image row we rewrite or drop nor one the input had deleted may be left there: each file is
+    copied with VACUUM INTO, which writes only the live rows (the WAL's too, after an unclean close) into
+    fresh pages, and our writes run with secure_delete, which zeroes what they free (upstream SQLite builds
+    leave it off)."""
 
     def __init__(self, source: Path, out_dir: Path, work: Path, images: Callable[[list[Connection]], set[Key]],
                  keep_compression: bool) -> None:
@@ -189,15 +195,15 @@ class SqliteCopy(BagCopy):
         for name in self.files.names:
             readable = self.files.readable(name)
             self.inputs.append(sqlite3.connect(f"{readable.resolve().as_uri()}?mode=ro", uri=True))
+            self.topic_maps.append(self._topics(self.inputs[-1], by_name))
             target = out_dir / self.files.output_name(name)
-            if Path(f"{readable}-wal").exists():  # rows of an unclean close live in the WAL: copy them too
-                with closing(sqlite3.connect(target)) as copy:
-                    self.inputs[-1].backup(copy)
-            else:
-                shutil.copyfile(readable, target)
+            try:
+                self.inputs[-1].execute("VACUUM INTO ?", (str(target.resolve()),))
+            except sqlite3.OperationalError as exc:  # the input was readable: writing failed (full disk, ...)
+                raise OSError(f"{target.name}: {exc}") from exc
             self.out_paths.append(target)
             self.outputs.append(sqlite3.connect(target, isolation_level="DEFERRED"))
-            self.topic_maps.append(self._topics(self.inputs[-1], by_name))
+            self.outputs[-1].execute("PRAGMA secure_delete=ON")
         listed = {t["topic_metadata"]["name"]: int(t["message_count"])  # what the recorder promised
                   for t in self.files.info.get("topics_with_message_count") or []}
         self.connections = [c._replace(msgcount=listed.get(c.topic, c.msgcount)) for c in by_name.values()]
@@ -277,13 +283,14 @@ def by_key(connections: list[Connection], conn: Connection) -> Connection:
 
 
 class McapCopy(BagCopy):
-    """MCAP -> MCAP with Foxglove's reader and writer, record by record."""
+    """MCAP -> MCAP with Foxglove's reader and writer, record by record. `describe`: the input is a bare
+    file written as a rosbag2 directory, which needs a metadata.yaml."""
 
     def __init__(self, source: Path, out_dir: Path, work: Path, images: Callable[[list[Connection]], set[Key]],
-                 compression: str) -> None:
+                 compression: str, describe: bool = False) -> None:
         super().__init__()
         self.files = _Rosbag2Files(source, work, compression != "none")
-        self.out_dir, self.compression = out_dir, compression
+        self.out_dir, self.compression, self.describe = out_dir, compression, describe
         self.typestore = get_typestore(Stores.LATEST)
         self.streams: list[BinaryIO] = []
         self.writers: list[McapWriter] = []
@@ -369,11 +376,57 @@ class McapCopy(BagCopy):
         for path in self.out_paths:
             self.files.pack(path)
         self.files.write_metadata(self.out_dir, self.dropped)
+        if self.describe:
+            text = yaml.safe_dump(mcap_rosbag2_metadata(self.out_paths[0]), sort_keys=False)
+            (self.out_dir / "metadata.yaml").write_text(text)
 
     def close(self) -> None:
         for stream in self.streams:
             stream.close()
         self.streams = []
+
+
+def mcap_rosbag2_metadata(path: Path) -> dict[str, Any]:
+    """The metadata.yaml of a rosbag2 directory holding the one MCAP file at `path`, laid out as rosbag2 (and
+    rosbags) write it: counts, times and topics from the file's summary, QoS and type hash from its channel
+    metadata; version, custom_data and ros_distro from the rosbag2 metadata record of its recorder, if any."""
+    with path.open("rb") as f:
+        reader = make_reader(f)
+        summary = reader.get_summary()
+        recorded = next((m.metadata for m in reader.iter_metadata() if m.name == "rosbag2"), {})
+    assert summary is not None and summary.statistics is not None  # our own Writer's file
+    try:
+        info = yaml.safe_load(recorded.get("serialized_metadata", ""))
+    except yaml.YAMLError:
+        info = None
+    info = info if isinstance(info, dict) else {}
+    version = 9 if isinstance(info.get("version"), int) and info["version"] >= 9 else 8
+    dump_qos = dump_qos_v9 if version == 9 else dump_qos_v8
+    stats = summary.statistics
+
+    def span() -> dict[str, Any]:  # a new mapping each time: YAML would write a shared one as an alias
+        return {"duration": {"nanoseconds": stats.message_end_time - stats.message_start_time},
+                "starting_time": {"nanoseconds_since_epoch": stats.message_start_time}}
+
+    topics = []
+    for channel in sorted(summary.channels.values(), key=lambda c: c.id):
+        schema = summary.schemas.get(channel.schema_id)
+        try:
+            qos = dump_qos(parse_qos(channel.metadata.get("offered_qos_profiles", "")))
+        except Exception as exc:  # noqa: BLE001 - rosbags and YAML raise their own on a malformed profile
+            raise BagError(f"{path.name}: {channel.topic}: its offered_qos_profiles cannot be written to "
+                           f"metadata.yaml ({' '.join(str(exc).split())}); write a bare .mcap OUTPUT") from exc
+        topics.append({"topic_metadata": {
+            "name": channel.topic, "type": schema.name if schema else "",
+            "serialization_format": channel.message_encoding, "offered_qos_profiles": qos,
+            "type_description_hash": channel.metadata.get("topic_type_hash", "")},
+            "message_count": stats.channel_message_counts.get(channel.id, 0)})
+    return {"rosbag2_bagfile_information": {
+        "version": version, "storage_identifier": "mcap", "relative_file_paths": [path.name], **span(),
+        "message_count": stats.message_count, "topics_with_message_count": topics,
+        "compression_format": "", "compression_mode": "",
+        "files": [{"path": path.name, **span(), "message_count": stats.message_count}],
+        "custom_data": info.get("custom_data") or None, "ros_distro": info.get("ros_distro", "")}}
 
 
 class RosbagsCopy(BagCopy):

@@ -7,16 +7,19 @@ import hashlib
 import json
 import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import pytest
+import yaml
 from mcap import records
 from mcap.stream_reader import StreamReader
+from rosbags.highlevel import AnyReader
 
-from bags import (CALIBRATION, FACE, RECORDER_CAMERAS, VENDOR, scene, write_bag, write_humble_bag,
+from bags import (CALIBRATION, FACE, FRAMES, RECORDER_CAMERAS, VENDOR, scene, write_bag, write_humble_bag,
                   write_recorder_mcap)
 from ldfa_ros.bag import anonymize_bag
 from ldfa_ros.detect import CenterFace
@@ -27,9 +30,9 @@ DEBIAN_PYTHON = Path("/usr/bin/python3")
 x1, y1, x2, y2 = FACE
 
 
-def run(src: Path, dst: Path, detector: CenterFace, **kwargs: Any) -> dict:
+def run(src: Path, dst: Path, detector: Any, settings: Settings = Settings(), **kwargs: Any) -> dict:
     before = tree_digest(src)
-    report = anonymize_bag(src, dst, Pipeline(Settings(), detector), **kwargs)
+    report = anonymize_bag(src, dst, Pipeline(settings, detector), **kwargs)
     assert tree_digest(src) == before, "the input is never modified"
     return report
 
@@ -135,6 +138,59 @@ def test_split_mcap_directory_kept_file_by_file(tmp_path: Path, detector: Center
         assert_same_mcap(src / name, dst / name)
 
 
+def rosbags_view(path: Path) -> tuple[list[tuple], list[tuple[str, int, bytes]]]:
+    """What rosbags' AnyReader sees: connections (all but id and owner) and every message."""
+    with AnyReader([path]) as reader:
+        conns = [(c.topic, c.msgtype, c.msgdef, c.digest, c.msgcount, c.ext) for c in reader.connections]
+        return conns, [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()]
+
+
+def test_bare_mcap_written_as_a_rosbag2_directory(tmp_path: Path, detector: CenterFace) -> None:
+    """`ldfa bag drive.mcap -o anon`: the file is copied record by record into the directory, keeping what
+    a rosbags writer would drop (publish time, sequence, chunk compression and CRCs, header library,
+    attachments, metadata records), beside the metadata.yaml rosbag2 writes, with the recorder's version
+    and custom_data; rosbags reads the directory as it reads the file."""
+    src = write_recorder_mcap(tmp_path / "drive.mcap")
+    dst = tmp_path / "anon"
+    run(src, dst, detector)
+    assert sorted(p.name for p in dst.iterdir()) == ["drive.mcap", "metadata.yaml"]
+    assert_same_mcap(src, dst / "drive.mcap")
+    info = yaml.safe_load((dst / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    recorded = yaml.safe_load(dict(mcap_view(src)["metadata"])["rosbag2"]["serialized_metadata"])
+    for field in ("version", "storage_identifier", "duration", "starting_time", "message_count", "custom_data",
+                  "ros_distro", "relative_file_paths"):
+        assert info[field] == recorded[field], field
+    assert [(t["topic_metadata"]["name"], t["message_count"]) for t in info["topics_with_message_count"]] == \
+        [(t["topic_metadata"]["name"], t["message_count"]) for t in recorded["topics_with_message_count"]]
+    assert info["files"] == [{"path": "drive.mcap", "starting_time": info["starting_time"],
+                              "duration": info["duration"], "message_count": info["message_count"]}]
+    (conns_in, msgs_in), (conns_out, msgs_out) = rosbags_view(src), rosbags_view(dst)
+    assert [c[:3] + c[4:] for c in conns_out] == [c[:3] + c[4:] for c in conns_in]
+    assert conns_out[0][5].offered_qos_profiles, "QoS as recorded"
+    hashes = {topic: dict(meta)["topic_type_hash"] for _, topic, _, _, meta in mcap_view(src)["channels"]}
+    assert {c[0]: c[3] for c in conns_out} == hashes, "the type hash of each channel (rosbags reads none there)"
+    assert [(topic, t) for topic, t, _ in msgs_out] == [(topic, t) for topic, t, _ in msgs_in]
+    assert [m for m in msgs_out if m[0] not in RECORDER_CAMERAS] == [m for m in msgs_in if m[0] not in RECORDER_CAMERAS]
+
+
+def test_bare_mcap_with_unreadable_qos_is_not_described_with_invented_qos(tmp_path: Path,
+                                                                          detector: CenterFace) -> None:
+    from mcap.writer import Writer
+
+    src = tmp_path / "odd.mcap"
+    with src.open("wb") as f:
+        writer = Writer(f)
+        writer.start("ros2", "odd recorder")
+        schema = writer.register_schema("std_msgs/msg/String", "ros2msg", b"string data")
+        channel = writer.register_channel("/note", "cdr", schema, {"offered_qos_profiles": "- history: [keep"})
+        writer.add_message(channel, 1, b"\x00\x01\x00\x00\x02\x00\x00\x00a\x00", 1)
+        writer.finish()
+    with pytest.raises(ValueError, match="/note: its offered_qos_profiles cannot be written") as refused:
+        anonymize_bag(src, tmp_path / "out", Pipeline(Settings(), detector))
+    assert "\n" not in str(refused.value) and sorted(p.name for p in tmp_path.iterdir()) == ["odd.mcap"]
+    run(src, tmp_path / "out.mcap", detector)  # a bare file needs no metadata.yaml
+
+
 def test_mcap_compression_can_be_changed(tmp_path: Path, detector: CenterFace) -> None:
     src = write_recorder_mcap(tmp_path / "drive.mcap")
     for wanted, seen in (("none", {""}), ("lz4", {"lz4"})):
@@ -153,6 +209,23 @@ def sqlite_view(db: Path) -> dict[str, Any]:
     return view
 
 
+def camera_ids(view: dict[str, Any], cameras: Any = RECORDER_CAMERAS) -> set[int]:
+    return {row[0] for row in view["topics"] if row[1] in cameras}
+
+
+def assert_rows_kept(a: dict[str, Any], b: dict[str, Any], cams: set[int], dropped: int = 0) -> None:
+    """Every table equal but the image rows' data; every other row byte-identical, with its id and timestamp;
+    each image row rewritten in its place (same id, topic, timestamp) or, `dropped` of them, deleted."""
+    assert {k: v for k, v in b.items() if k != "messages"} == {k: v for k, v in a.items() if k != "messages"}
+    out = {row[0]: row for row in b["messages"]}
+    assert len(out) == len(a["messages"]) - dropped
+    for row in a["messages"]:
+        if row[1] not in cams:
+            assert out[row[0]] == row
+        elif row[0] in out:
+            assert out[row[0]][:3] == row[:3] and out[row[0]][3] != row[3]
+
+
 def test_humble_bag_with_vendor_type_and_humble_range(tmp_path: Path, detector: CenterFace) -> None:
     """Humble layout (db schema 3, metadata v5, no definitions): every table but the image rows' data is
     identical, no definition is invented, and real rclpy reads the images and the other messages."""
@@ -162,14 +235,10 @@ def test_humble_bag_with_vendor_type_and_humble_range(tmp_path: Path, detector: 
     assert (dst / "metadata.yaml").read_text() == (src / "metadata.yaml").read_text()
     a, b = sqlite_view(src / "humble_0.db3"), sqlite_view(dst / "humble_0.db3")
     assert "message_definitions" not in b, "no definitions were invented"
-    assert {k: v for k, v in b.items() if k != "messages"} == {k: v for k, v in a.items() if k != "messages"}
     types = {row[0]: row[2] for row in a["topics"]}
     assert VENDOR in types.values() and "sensor_msgs/msg/Range" in types.values()
-    cams = {tid for tid, name in ((r[0], r[1]) for r in a["topics"]) if name in RECORDER_CAMERAS}
-    assert len(b["messages"]) == len(a["messages"])
-    for (id_a, tid_a, t_a, data_a), (id_b, tid_b, t_b, data_b) in zip(a["messages"], b["messages"]):
-        assert (id_b, tid_b, t_b) == (id_a, tid_a, t_a)
-        assert (data_b != data_a) if tid_a in cams else (data_b == data_a)
+    cams = camera_ids(a)
+    assert_rows_kept(a, b, cams)
     assert sum(t["frames_out"] for t in report["image_topics"].values()) == len(
         [m for m in a["messages"] if m[1] in cams])
     rclpy_check(a, b, types, cams)
@@ -198,7 +267,80 @@ def test_split_humble_bag(tmp_path: Path, detector: CenterFace) -> None:
     assert (dst / "metadata.yaml").read_text() == (src / "metadata.yaml").read_text()
     for name in ("humble_0.db3", "humble_1.db3"):
         a, b = sqlite_view(src / name), sqlite_view(dst / name)
-        assert b["topics"] == a["topics"] and len(b["messages"]) == len(a["messages"]) > 0
+        assert len(a["messages"]) > 0 and camera_ids(a) and len(a["topics"]) > len(camera_ids(a))
+        assert_rows_kept(a, b, camera_ids(a))
+
+
+@pytest.fixture
+def upstream_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sqlite3 as upstream SQLite builds it, with secure_delete off (Debian's build turns it on): the bytes of
+    deleted rows stay in the file, in free pages and free space, until something overwrites them."""
+    connect = sqlite3.connect
+
+    def insecure(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db = connect(*args, **kwargs)
+        db.execute("PRAGMA secure_delete=OFF")
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", insecure)
+
+
+def raw_face_rows(folder: Path) -> int:
+    """How many pixel rows of the astronaut's face, as rgb8 bytes, the files in `folder` hold anywhere."""
+    data = b"".join(p.read_bytes() for p in folder.iterdir())
+    return sum(scene()[y, x1 + 10:x2 - 10].tobytes() in data for y in range(y1 + 20, y2 - 20))
+
+
+def test_dropped_frames_leave_no_raw_face_in_sqlite3(tmp_path: Path, detector: CenterFace,
+                                                     upstream_sqlite: None) -> None:
+    """`--on-error drop` deletes the rows of frames whose detection fails: none of their bytes may be left in
+    the output file, and every other row is kept."""
+    src = write_bag(tmp_path / "in", "sqlite3").path
+
+    def fails_on_the_face(rgb: np.ndarray, **kwargs: Any) -> Any:
+        if np.array_equal(rgb, scene()):
+            raise RuntimeError("detector crashed")
+        return detector(rgb, **kwargs)
+
+    dst = tmp_path / "anon"
+    report = run(src, dst, fails_on_the_face, settings=Settings().updated(on_error="drop"), topics=["/cam/rgb"])
+    dropped = report["image_topics"]["/cam/rgb"]["dropped"]
+    assert dropped >= FRAMES - 1 and raw_face_rows(src) > 0
+    assert raw_face_rows(dst) == 0, "a dropped frame's raw pixels are still in the file"
+    [name] = [p.name for p in src.glob("*.db3")]
+    a = sqlite_view(src / name)
+    assert_rows_kept(a, sqlite_view(dst / name), camera_ids(a, ["/cam/rgb"]), dropped)
+
+
+@pytest.mark.parametrize("deleted", ["frame", "face row"])
+def test_what_the_input_deleted_leaves_no_raw_face_in_sqlite3(tmp_path: Path, detector: CenterFace,
+                                                              upstream_sqlite: None, deleted: str) -> None:
+    """Bytes the input deleted before (a recorder, a user) still sit in its file where no reader sees them:
+    a deleted frame in free pages; a small value replaced in place (here a row of face pixels once put
+    before an Imu message) in the free space of a page, which leaves no free page to tell. The output
+    must carry neither along, yet keep every row a reader sees."""
+    src = write_humble_bag(tmp_path / "humble")
+    marker = np.fliplr(scene())[(y1 + y2) // 2, x1:x2].tobytes()  # face pixels found in no live row
+    with closing(sqlite3.connect(src / "humble_0.db3")) as db:
+        if deleted == "frame":
+            row = db.execute("INSERT INTO messages (topic_id, timestamp, data) SELECT id, 0, ? FROM topics "
+                             "WHERE name = '/cam/rgb'", (marker * 1000,)).lastrowid
+            db.commit()  # on disk before it is deleted
+            db.execute("DELETE FROM messages WHERE id = ?", (row,))
+        else:
+            row, data = db.execute("SELECT m.id, data FROM messages m JOIN topics t ON t.id = topic_id "
+                                   "WHERE t.name = '/imu' LIMIT 1 OFFSET 3").fetchone()
+            db.execute("UPDATE messages SET data = ? WHERE id = ?", (marker + data, row))
+            db.commit()
+            db.execute("UPDATE messages SET data = ? WHERE id = ?", (data, row))
+        db.commit()
+        assert (db.execute("PRAGMA freelist_count").fetchone()[0] > 0) == (deleted == "frame")
+    assert marker in (src / "humble_0.db3").read_bytes()
+    dst = tmp_path / "anon"
+    run(src, dst, detector)
+    assert marker not in (dst / "humble_0.db3").read_bytes(), "the input's deleted bytes were carried along"
+    a = sqlite_view(src / "humble_0.db3")
+    assert_rows_kept(a, sqlite_view(dst / "humble_0.db3"), camera_ids(a))
 
 
 def test_definition_less_bag_is_not_converted_with_invented_definitions(tmp_path: Path,

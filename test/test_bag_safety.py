@@ -149,6 +149,34 @@ def test_an_unmarked_folder_named_like_our_scratch_is_kept(tmp_path: Path) -> No
     assert (foreign / "notes.txt").read_text() == "not ldfa's"
 
 
+@pytest.mark.parametrize("marker", [None, b""])
+def test_a_partial_folder_killed_before_its_marker_is_removed(tmp_path: Path, marker: bytes | None) -> None:
+    """A run killed between making its scratch folder and writing its marker leaves it empty (or holding an
+    empty marker): the next run removes it instead of refusing it, unless the run its name gives is alive."""
+    src = write_sample_bag(tmp_path / "in", 2, encoding="jpeg")
+
+    def unmarked(out: str, pid: int) -> Path:
+        folder = tmp_path / f".{out}.ldfa-partial-{pid}"
+        folder.mkdir()
+        if marker is not None:
+            (folder / PARTIAL).write_bytes(marker)
+        return folder
+
+    killed = subprocess.Popen(["true"])
+    killed.wait()
+    unmarked("out", killed.pid)
+    anonymize_bag(src, tmp_path / "out", Pipeline(Settings(), CenterFace()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out", "out.ldfa_report.json"]
+    with subprocess.Popen(["sleep", "60"]) as alive:
+        try:
+            busy = unmarked("busy", alive.pid)
+            with pytest.raises(BagError, match=f"another ldfa bag run \\(pid {alive.pid}\\)"):
+                anonymize_bag(src, tmp_path / "busy", Pipeline(Settings(), CenterFace()))
+            assert busy.is_dir()
+        finally:
+            alive.kill()
+
+
 @pytest.mark.parametrize("mode", ["file", "message"])
 def test_compressed_rosbag2_to_a_bare_file_is_refused(tmp_path: Path, mode: str) -> None:
     """A bare .db3 has no metadata.yaml to say how its rows are compressed: refused, unless decompressed."""
