@@ -212,7 +212,8 @@ def _read_report(path: Path) -> dict[str, Any] | None:
 def remove_partials(output: Path) -> None:
     """Remove the scratch folders a dead worker left beside OUTPUT: only those carrying the bag tool's marker
     (its pid may be on another host, so it is not checked: OUT_DIR's lock says no other job writes there).
-    An unmarked folder is not ours: it stays, and the bag tool refuses that bag naming it."""
+    An unmarked folder is left to the bag tool: it removes an empty one (a run killed before its marker) and
+    refuses, naming it, one with contents."""
     for path in output.parent.glob(PARTIAL.format(name=glob.escape(output.name))):
         if path.is_dir() and not path.is_symlink() and (path / BAG_MARKER).is_file():
             shutil.rmtree(path, ignore_errors=True)
