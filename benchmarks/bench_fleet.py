@@ -8,7 +8,7 @@ inside bags), and wall time with Ray's start. A single-process `ldfa bag`
 of one bag is the baseline a worker should match. Prints a table and writes JSON (default
 benchmarks/results/bench_fleet.json).
 
-    python benchmarks/bench_fleet.py [--bags 4] [--frames 24] [--configs 1x1 2x1 1x2] [--json PATH]
+    python benchmarks/bench_fleet.py [--bags 4] [--frames 24] [--configs 1x1 2x1 1x2] [--preset recall] [--json PATH]
 """
 from __future__ import annotations
 
@@ -39,11 +39,11 @@ def run(cmd: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def fleet(bags: list[Path], out: Path, config: str) -> dict[str, Any]:
+def fleet(bags: list[Path], out: Path, config: str, preset: str) -> dict[str, Any]:
     workers, cpus = config.split("x")
     load = os.getloadavg()[0]
     wall = run(["fleet", *map(str, bags), "-o", str(out), "--workers", workers, "--cpus-per-worker", cpus,
-                "--overwrite"])
+                "--overwrite", "--preset", preset])
     report = json.loads((out / FLEET_REPORT).read_text())
     totals = report["totals"]
     return {"workers": int(workers), "cpus_per_worker": float(cpus), "frames": totals["frames_this_run"],
@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--bags", type=int, default=4)
     parser.add_argument("--frames", type=int, default=24, help="frames per bag")
     parser.add_argument("--configs", nargs="+", default=["1x1", "2x1", "1x2"], help="WORKERSxCPUS_PER_WORKER")
+    parser.add_argument("--preset", default="recall", choices=["realtime", "recall"],
+                        help="detector preset (the offline commands' default: recall)")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "bench_fleet.json"))
     args = parser.parse_args()
 
@@ -72,10 +74,10 @@ def main() -> None:
     try:
         bags = [write_sample_bag(work / f"drive_{i}", args.frames, encoding="jpeg") for i in range(args.bags)]
         load = os.getloadavg()[0]
-        run(["bag", str(bags[0]), "-o", str(work / "single"), "--method", "blur"])
+        run(["bag", str(bags[0]), "-o", str(work / "single"), "--method", "blur", "--preset", args.preset])
         single = json.loads(report_path(work / "single").read_text())
         baseline = {"frames_per_s": single["frames_per_s"], "load_before": load, "load_after": os.getloadavg()[0]}
-        rows = [fleet(bags, work / f"out_{c}", c) for c in args.configs]
+        rows = [fleet(bags, work / f"out_{c}", c, args.preset) for c in args.configs]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"ldfa bag, one process, one bag: {baseline['frames_per_s']} frames/s")
@@ -85,7 +87,7 @@ def main() -> None:
               f"{r['frames_per_s_per_worker']:>10}  {r['processing_s']:>12}"
               f"  {r['wall_s_with_ray_start']:>23}  {r['bags_per_worker']}")
     result = {"benchmark": "bench_fleet", "bags": args.bags, "frames_per_bag": args.frames,
-              "frame": "1920x1080 JPEG, 4 real faces", "method": "blur", "cpus": os.cpu_count(),
+              "frame": "1920x1080 JPEG, 4 real faces", "method": "blur", "preset": args.preset, "cpus": os.cpu_count(),
               "machine": platform.platform(), "python": platform.python_version(),
               "note": "2-core VM shared with other engineers' jobs: load_before/after are 1-minute load averages",
               "ldfa_bag_baseline": baseline, "fleet": rows}
