@@ -136,8 +136,8 @@ def test_large_frames_are_tiled_and_find_the_same_faces(astronaut, detector, mon
     monkeypatch.setattr(centerface, "TILE_PX", 512)
     monkeypatch.setattr(centerface, "TILE_OVERLAP", 128)
     run = centerface.CenterFace._run
-    monkeypatch.setattr(centerface.CenterFace, "_run", lambda self, image, t: calls.append(image.shape) or run(
-        self, image, t))
+    monkeypatch.setattr(centerface.CenterFace, "_run", lambda self, image, t, flip: calls.append(image.shape) or run(
+        self, image, t, flip))
     tiled = detector(frame, threshold=0.3, scales=(1.0, 2.0))
     assert max(max(shape[:2]) for shape in calls) <= 512, "no network input beyond a tile"
     assert len(calls) > 10
@@ -166,10 +166,9 @@ def test_a_face_cut_by_a_tile_edge_keeps_its_whole_box(astronaut, detector, monk
     monkeypatch.setattr(centerface, "TILE_OVERLAP", 256)
     run = centerface.CenterFace._run
 
-    def cut_scores_high(self, image, t):  # the worst case for NMS: a partial face scores highest
-        found = run(self, image, t)
-        return Detections(found.boxes, found.scores + 0.5 * (found.boxes[:, 2] >= image.shape[1] - 2),
-                          found.landmarks)
+    def cut_scores_high(self, image, t, flip):  # the worst case for NMS: a partial face scores highest
+        return [Detections(found.boxes, found.scores + 0.5 * (found.boxes[:, 2] >= image.shape[1] - 2),
+                           found.landmarks) for found in run(self, image, t, flip)]
 
     monkeypatch.setattr(centerface.CenterFace, "_run", cut_scores_high)
     x_starts = centerface._starts(900, 512, 256)

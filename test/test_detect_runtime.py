@@ -2,12 +2,14 @@
 key, TensorRT provider options, and real onnxruntime sessions on the CPU with those shapes."""
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import onnxruntime as ort
 import pytest
 
 from conftest import ASTRONAUT_FACE
-from ldfa_ros.detect import CenterFace
+from ldfa_ros.detect import CenterFace, Detections
 from ldfa_ros.detect import runtime
 from ldfa_ros.detect.centerface import _dynamic_model_bytes, default_model_path
 
@@ -100,5 +102,46 @@ def test_device_buffers_give_the_host_blob_results(astronaut, size):
     expected, got = host(frame), device(frame)
     assert [a.shape for a in got] == [a.shape for a in expected]
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(got, expected))
-    assert isinstance(device._buffers[runtime.bucket_shape(h, w)], torch.Tensor)
+    assert isinstance(device._buffers[(1, *runtime.bucket_shape(h, w))], torch.Tensor)
     assert runtime.device_buffers("cpu") is None
+
+
+def test_a_batch_of_frames_gives_each_frame_its_own_outputs(astronaut):
+    """A frame and its mirror in one call (batch 2), on the host and through device buffers (torch on the
+    CPU where installed): each row equals that frame run alone."""
+    session = CenterFace().session
+    names = ["537", "538", "539", "540"]
+    frame = np.ascontiguousarray(astronaut[:300, :420])
+    mirror = np.ascontiguousarray(frame[:, ::-1])
+    runners = [runtime.Runner(session, "input.1", names)]
+    if importlib.util.find_spec("torch") is not None:
+        runners.append(runtime.Runner(session, "input.1", names, on_device="cpu"))
+    for runner in runners:
+        both = runner(frame, mirror)
+        for row, alone in enumerate((runner(frame), runner(mirror))):
+            assert all(np.allclose(b[row], a[0], atol=1e-4) for b, a in zip(both, alone))
+        with pytest.raises(ValueError, match="one shape"):
+            runner(frame, astronaut)
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["batched (GPU default)", "apart (CPU default)"])
+def test_mirrored_pass_finds_what_two_passes_found(astronaut, batch):
+    """flip: with `batch_mirror` the frame and its mirror go in one network call per scale; either way
+    the faces are those of the two passes run apart (the mirror pass mapped back)."""
+    from ldfa_ros.samples import sample_frames
+
+    detector = CenterFace(batch_mirror=batch)
+    assert CenterFace().batch_mirror is False  # the CPU default
+    calls: list[int] = []
+    run = detector.runner.__call__
+    detector.runner = lambda *images: calls.append(len(images)) or run(*images)
+    for frame in (astronaut, sample_frames()["street_1080p.png"]):
+        calls.clear()
+        both = detector(frame, threshold=0.3, scales=(1.0, 2.0), flip=True)
+        assert calls == ([2, 2] if batch else [1, 1, 1, 1])
+        w = frame.shape[1]
+        apart = Detections.concat([detector(frame, 0.3, (1.0, 2.0)),
+                                   detector(np.ascontiguousarray(frame[:, ::-1]), 0.3, (1.0, 2.0)).mirrored(w)])
+        apart = apart.nms(0.3)
+        assert len(both) == len(apart) >= 1
+        assert np.abs(np.sort(both.boxes, axis=0) - np.sort(apart.boxes, axis=0)).max() < 2.0

@@ -158,35 +158,43 @@ def device_buffers(device: str) -> str | None:
 
 
 class Runner:
-    """Runs the network on one H x W x 3 uint8 frame, zero-padded to its bucket. On the host: a numpy
-    float32 blob (what onnxruntime's CPU provider reads anyway). With `on_device` (the CUDA and TensorRT
-    providers), the uint8 frame is uploaded with torch, a quarter of the bytes of the float blob, and is
-    padded and converted there into a per-bucket buffer the session reads in place (IO binding); torch on
-    the CPU takes the same path, which is how it is tested without a GPU."""
+    """Runs the network on H x W x 3 uint8 frames of one shape in one batch (a frame and its mirror), each
+    zero-padded to their bucket. On the host: a numpy float32 blob (what onnxruntime's CPU provider reads
+    anyway). With `on_device` (the CUDA and TensorRT providers), the uint8 frames are uploaded with torch, a
+    quarter of the bytes of the float blob, and are padded and converted there into a per-(batch, bucket)
+    buffer the session reads in place (IO binding); torch on the CPU takes the same path, which is how it is
+    tested without a GPU."""
 
     def __init__(self, session: Any, input_name: str, outputs: Sequence[str], on_device: str | None = None) -> None:
         self.session = session
         self.input_name = input_name
         self.outputs = list(outputs)
         self.on_device = on_device  # None, "cuda", or "cpu" (torch buffers on the host)
-        self._buffers: dict[tuple[int, int], Any] = {}
+        self._buffers: dict[tuple[int, int, int], Any] = {}
 
-    def __call__(self, image: Any) -> list[Any]:
+    def __call__(self, *images: Any) -> list[Any]:
+        """The network's outputs, batch first: row i belongs to images[i]."""
         import numpy as np
 
-        h, w = image.shape[:2]
-        shape = bucket_shape(h, w)
+        h, w = images[0].shape[:2]
+        if any(image.shape[:2] != (h, w) for image in images):
+            raise ValueError(f"one batch takes frames of one shape, got {[image.shape for image in images]}")
+        shape = (len(images), *bucket_shape(h, w))
         if self.on_device is None:
-            blob = np.zeros((1, 3, *shape), np.float32)
-            blob[0, :, :h, :w] = image.transpose(2, 0, 1)
+            blob = np.zeros((shape[0], 3, *shape[1:]), np.float32)
+            for row, image in enumerate(images):
+                blob[row, :, :h, :w] = image.transpose(2, 0, 1)
             return list(self.session.run(self.outputs, {self.input_name: blob}))
         import torch
 
         buffer = self._buffers.get(shape)
         if buffer is None:
-            buffer = self._buffers[shape] = torch.zeros((1, 3, *shape), dtype=torch.float32, device=self.on_device)
+            buffer = self._buffers[shape] = torch.zeros((shape[0], 3, *shape[1:]), dtype=torch.float32,
+                                                        device=self.on_device)
         buffer.zero_()  # frames of another size may share the bucket: no stale pixels in the padding
-        buffer[0, :, :h, :w].copy_(torch.from_numpy(np.ascontiguousarray(image)).to(self.on_device).permute(2, 0, 1))
+        for row, image in enumerate(images):
+            pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.on_device)
+            buffer[row, :, :h, :w].copy_(pixels.permute(2, 0, 1))
         if buffer.is_cuda:
             torch.cuda.current_stream().synchronize()  # onnxruntime reads it on its own stream
         by_name = dict(zip([o.name for o in self.session.get_outputs()],
