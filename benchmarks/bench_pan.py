@@ -23,13 +23,9 @@ sys.path.insert(0, str(ROOT / "test"))
 
 
 def measure(preset: str) -> dict:
-    from mcap_ros2.reader import read_ros2_messages
-
-    from ldfa_ros.bag import anonymize_bag
     from ldfa_ros.detect import CenterFace
-    from ldfa_ros.pipeline import Pipeline
     from ldfa_ros.settings import Settings
-    from test_pan import ERASED, HEIGHT, TOPIC, WIDTH, _face_change, frames, write_pan
+    from test_pan import ERASED, _face_change, anonymize_pan, frames, write_pan
 
     rgbs, boxes = frames()
     detector = CenterFace()
@@ -37,15 +33,11 @@ def measure(preset: str) -> dict:
         src = write_pan(Path(tmp) / "pan", rgbs)
         shares, covered, reports = {}, {}, {}
         for carry in (5, 0):
-            dst = Path(tmp) / f"out_{carry}"
-            report = anonymize_bag(src, dst, Pipeline(Settings().updated(preset=preset, carry_frames=carry),
-                                                      detector))
-            [path] = dst.glob("*.mcap")
-            out = [np.frombuffer(m.ros_msg.data, np.uint8).reshape(HEIGHT, WIDTH, 3)
-                   for m in read_ros2_messages(str(path), topics=[TOPIC])]
+            out, report = anonymize_pan(src, Path(tmp) / f"out_{carry}",
+                                        Settings().updated(preset=preset, carry_frames=carry), detector)
             shares[carry] = [float(np.any(o != i, axis=2).mean()) for o, i in zip(out, rgbs)]
             covered[carry] = [_face_change(i, o, b) > 15 for i, o, b in zip(rgbs, out, boxes)]
-            reports[carry] = {k: report["image_topics"][TOPIC][k] for k in ("faces", "regions", "faces_detected")}
+            reports[carry] = {k: report[k] for k in ("faces", "regions", "faces_detected")}
     ratio = [c / a for i, (c, a) in enumerate(zip(shares[5], shares[0])) if i != ERASED and a > 0]
     return {"preset": preset, "frames": len(rgbs), "erased_frame": ERASED,
             "changed_share_carry5": shares[5], "changed_share_carry0": shares[0],

@@ -102,7 +102,7 @@ def test_device_buffers_give_the_host_blob_results(astronaut, size):
     expected, got = host(frame), device(frame)
     assert [a.shape for a in got] == [a.shape for a in expected]
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(got, expected))
-    assert isinstance(device._buffers[(1, *runtime.bucket_shape(h, w))], torch.Tensor)
+    assert isinstance(device._buffers[(1, 3, *runtime.bucket_shape(h, w))], torch.Tensor)
     assert runtime.device_buffers("cpu") is None
 
 

@@ -68,20 +68,23 @@ def write_pan(path: Path, rgbs: list[np.ndarray]) -> Path:
     return path
 
 
+def anonymize_pan(src: Path, dst: Path, settings: Settings, detector: CenterFace) -> tuple[list[np.ndarray], dict]:
+    """`ldfa bag`'s code on the pan: the output frames (read with Foxglove's reader) and the topic's report."""
+    report = anonymize_bag(src, dst, Pipeline(settings, detector))
+    [path] = dst.glob("*.mcap")
+    images = [np.frombuffer(m.ros_msg.data, np.uint8).reshape(HEIGHT, WIDTH, 3)
+              for m in read_ros2_messages(str(path), topics=[TOPIC])]
+    return images, report["image_topics"][TOPIC]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, detector: CenterFace) -> dict:
     """The pan anonymized at the offline default (recall preset) with and without carry-over."""
     root = tmp_path_factory.mktemp("pan")
     rgbs, boxes = frames()
     src = write_pan(root / "pan", rgbs)
-    out = {}
-    for carry in (5, 0):
-        dst = root / f"out_{carry}"
-        report = anonymize_bag(src, dst, Pipeline(Settings().updated(preset="recall", carry_frames=carry), detector))
-        [path] = dst.glob("*.mcap")
-        images = [np.frombuffer(m.ros_msg.data, np.uint8).reshape(HEIGHT, WIDTH, 3)
-                  for m in read_ros2_messages(str(path), topics=[TOPIC])]
-        out[carry] = (images, report["image_topics"][TOPIC])
+    out = {carry: anonymize_pan(src, root / f"out_{carry}", Settings().updated(preset="recall", carry_frames=carry),
+                                detector) for carry in (5, 0)}
     return {"in": rgbs, "boxes": boxes, **out}
 
 

@@ -85,7 +85,7 @@ class CenterFace:
         self.runner = Runner(self.session, _INPUT, _OUTPUTS, on_device=device_buffers(device))
         self.batch_mirror = device != "cpu" if batch_mirror is None else batch_mirror
         if device != "cpu":
-            warm(self.session, _INPUT, buckets, batches=(1, MAX_BATCH))  # a frame, and with its mirror
+            warm(self.session, _INPUT, buckets, batches=(1, MAX_BATCH) if self.batch_mirror else (1,))
 
     def __call__(
         self, rgb: np.ndarray, threshold: float = 0.2, scales: Sequence[float] = (1.0,), flip: bool = False

@@ -170,7 +170,7 @@ class Runner:
         self.input_name = input_name
         self.outputs = list(outputs)
         self.on_device = on_device  # None, "cuda", or "cpu" (torch buffers on the host)
-        self._buffers: dict[tuple[int, int, int], Any] = {}
+        self._buffers: dict[tuple[int, ...], Any] = {}  # by input shape (batch, 3, H, W)
 
     def __call__(self, *images: Any) -> list[Any]:
         """The network's outputs, batch first: row i belongs to images[i]."""
@@ -179,9 +179,9 @@ class Runner:
         h, w = images[0].shape[:2]
         if any(image.shape[:2] != (h, w) for image in images):
             raise ValueError(f"one batch takes frames of one shape, got {[image.shape for image in images]}")
-        shape = (len(images), *bucket_shape(h, w))
+        shape = (len(images), 3, *bucket_shape(h, w))
         if self.on_device is None:
-            blob = np.zeros((shape[0], 3, *shape[1:]), np.float32)
+            blob = np.zeros(shape, np.float32)
             for row, image in enumerate(images):
                 blob[row, :, :h, :w] = image.transpose(2, 0, 1)
             return list(self.session.run(self.outputs, {self.input_name: blob}))
@@ -189,8 +189,7 @@ class Runner:
 
         buffer = self._buffers.get(shape)
         if buffer is None:
-            buffer = self._buffers[shape] = torch.zeros((shape[0], 3, *shape[1:]), dtype=torch.float32,
-                                                        device=self.on_device)
+            buffer = self._buffers[shape] = torch.zeros(shape, dtype=torch.float32, device=self.on_device)
         buffer.zero_()  # frames of another size may share the bucket: no stale pixels in the padding
         for row, image in enumerate(images):
             pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.on_device)
