@@ -40,7 +40,7 @@ from ldfa_ros.detect.runtime import bucket_shape, providers_for, run_bound  # no
 from ldfa_ros.pipeline import Pipeline  # noqa: E402
 from ldfa_ros.render.ldfa import LdfaRenderer  # noqa: E402
 from ldfa_ros.render.models import DiffusionModel  # noqa: E402
-from ldfa_ros.samples import sample_frames  # noqa: E402
+from ldfa_ros.samples import street_frame  # noqa: E402
 from ldfa_ros.settings import Settings  # noqa: E402
 
 TARGETS = {"node_p95_ms": 33.0, "detector_trt_ms": 1.5, "node_gpu_memory_gb": 3.0}
@@ -54,6 +54,27 @@ class Clock:
 
     def left(self) -> float:
         return self.end - time.perf_counter()
+
+
+class Report:
+    """The rows so far, written out (with the summary) after each one: if the machine is taken back or the
+    run is killed at its time limit, every row measured until then is kept."""
+
+    def __init__(self, path: Path, environment: dict[str, Any]) -> None:
+        self.path, self.rows, self.started = path, [], time.perf_counter()
+        self.head = {"benchmark": "ldfa_ros GPU check", "environment": environment}
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        self.write()
+
+    def write(self) -> dict[str, Any]:
+        report = self.head | {"rows": self.rows, "summary": summary(self.rows),
+                              "wall_s": round(time.perf_counter() - self.started, 1)}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(report, indent=1) + "\n")
+        return report
 
 
 def guarded(row: dict[str, Any], measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -85,31 +106,21 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int, cuda: bool) -> list[
     return out
 
 
-def street_frame(size: tuple[int, int]) -> np.ndarray:
-    """The built-in 1080p camera-like frame (4 real faces, 60-400 px tall) at `size` (w, h)."""
-    import cv2
-
-    frame = sample_frames()["street_1080p.png"]
-    return frame if frame.shape[1::-1] == size else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-
-
-def detector_rows(args: argparse.Namespace, clock: Clock, frame: np.ndarray) -> list[dict[str, Any]]:
+def detector_rows(args: argparse.Namespace, clock: Clock, frame: np.ndarray, report: Report) -> None:
     h, w = frame.shape[:2]
-    rows: list[dict[str, Any]] = []
     devices = ["cpu"] if args.dry_run else ["tensorrt", "cuda"]
     if args.dry_run:  # the provider chains the GPU run builds, without a GPU to run them on
         everything = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
         with tempfile.TemporaryDirectory() as cache:
             chain = providers_for("tensorrt", cache, model=b"dry-run", buckets=[bucket_shape(h, w)],
                                   available=everything)
-        rows.append({"stage": "detector", "device": "tensorrt", "skipped": "dry run", "providers": chain})
+        report.add({"stage": "detector", "device": "tensorrt", "skipped": "dry run", "providers": chain})
     for device in devices:
         if clock.left() < 30:
-            rows.append({"stage": "detector", "device": device, "skipped": "time budget"})
+            report.add({"stage": "detector", "device": device, "skipped": "time budget"})
             continue
-        rows.append(guarded({"stage": "detector", "device": device}, lambda: detector_run(args, frame, device)))
-    rows.append(torch_detector_row(args, clock, frame))
-    return rows
+        report.add(guarded({"stage": "detector", "device": device}, lambda: detector_run(args, frame, device)))
+    report.add(torch_detector_row(args, clock, frame))
 
 
 def detector_run(args: argparse.Namespace, frame: np.ndarray, device: str) -> dict[str, Any]:
@@ -172,8 +183,7 @@ def diffusion_model(args: argparse.Namespace) -> DiffusionModel:
     return build_model(torch.device("cuda"), torch.float16, "taesd", compile_unet=False)
 
 
-def diffusion_rows(args: argparse.Namespace, clock: Clock, model: DiffusionModel) -> list[dict[str, Any]]:
-    rows = []
+def diffusion_rows(args: argparse.Namespace, clock: Clock, model: DiffusionModel, report: Report) -> None:
     for graphs in ((True, False) if model.device.type == "cuda" else (False,)):
         for resolution in args.resolutions:
             renderer = LdfaRenderer(model, resolution=resolution, steps=max(args.steps), cuda_graphs=graphs)
@@ -183,14 +193,33 @@ def diffusion_rows(args: argparse.Namespace, clock: Clock, model: DiffusionModel
                     row = {"stage": "diffusion", "cuda_graphs": renderer.unet.graphs, "resolution": resolution,
                            "steps": steps, "faces": faces}
                     if clock.left() < 60:
-                        rows.append(row | {"skipped": "time budget"})
+                        report.add(row | {"skipped": "time budget"})
                         continue
-                    rows.append(guarded(row, lambda: diffusion_run(args, renderer, faces)))
-                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                    report.add(guarded(row, lambda: diffusion_run(args, renderer, faces)))
             if model.device.type == "cuda":
                 renderer.unet = None  # type: ignore[assignment]  # its graphs' memory goes back to the pool
                 torch.cuda.empty_cache()
-    return rows
+
+
+def compiled_rows(args: argparse.Namespace, clock: Clock, model: DiffusionModel, report: Report) -> None:
+    """The node's diffusion setting with the UNet through torch.compile (`--compile BACKEND`: inductor on the
+    GPU), inside the renderer's CUDA graphs and without them, against the grid's uncompiled rows: whether
+    compiling beats the graph replay enough to pay for its start-up time."""
+    for graphs in (True, False) if model.device.type == "cuda" else (False,):
+        row = {"stage": "diffusion", "compiled": args.compile, "cuda_graphs": graphs,
+               "resolution": args.node_resolution, "steps": args.node_steps, "faces": 4}
+        if clock.left() < 120:
+            report.add(row | {"skipped": "time budget"})
+            continue
+        report.add(guarded(row, lambda: compiled_run(args, model, graphs)))
+
+
+def compiled_run(args: argparse.Namespace, model: DiffusionModel, graphs: bool) -> dict[str, Any]:
+    compiled = dataclasses.replace(model, unet=torch.compile(model.unet, backend=args.compile))
+    renderer = LdfaRenderer(compiled, resolution=args.node_resolution, steps=args.node_steps, cuda_graphs=graphs)
+    t0 = time.perf_counter()
+    renderer.warmup(repeats=0)  # compiles (and captures) every bucket size, as the node's start-up would
+    return {"start_s": round(time.perf_counter() - t0, 1)} | diffusion_run(args, renderer, 4)
 
 
 def diffusion_run(args: argparse.Namespace, renderer: LdfaRenderer, faces: int) -> dict[str, Any]:
@@ -216,27 +245,24 @@ def shrunk(job: Any, size: tuple[int, int]) -> Any:
     return type(job)(image, job.stream, faces, [r for r in regions if r is not None])
 
 
-def node_rows(args: argparse.Namespace, clock: Clock, model: DiffusionModel) -> list[dict[str, Any]]:
+def node_rows(args: argparse.Namespace, clock: Clock, model: DiffusionModel, report: Report) -> None:
     """The node's per-frame path on the sample frame (4 real faces), each output checked anonymized:
     TensorRT + CUDA graphs, then the CUDA provider + eager UNet, each measured alone in GPU memory."""
-    rows = []
     for device, graphs in [("cpu", False)] if args.dry_run else [("tensorrt", True), ("cuda", False)]:
         row: dict[str, Any] = {"stage": "node", "detector": device, "cuda_graphs": graphs,
                                "frame": list(args.frame), "resolution": args.node_resolution,
                                "steps": args.node_steps}
         if clock.left() < 45:
-            rows.append(row | {"skipped": "time budget"})
+            report.add(row | {"skipped": "time budget"})
             continue
-        rows.append(guarded(row, lambda: node_run(args, model, device, graphs)))
+        report.add(guarded(row, lambda: node_run(args, model, device, graphs)))
         gc.collect()  # the run's detector, graphs and buffers go before the next one is measured
         if model.device.type == "cuda":
             torch.cuda.empty_cache()
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    return rows
 
 
 def node_run(args: argparse.Namespace, model: DiffusionModel, device: str, graphs: bool) -> dict[str, Any]:
-    frame = street_frame(args.frame)
+    frame = street_frame(args.frame[1], args.frame[0])
     cuda = model.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -345,11 +371,12 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="output (default benchmarks/results/gpu_bench[_dry_run].json)")
     parser.add_argument("--time-budget-s", type=float, default=420.0, help="skip rows that would overrun this")
     parser.add_argument("--repeats", type=int, help="measured runs per row (default GPU 20, dry run 1)")
+    parser.add_argument("--compile", metavar="BACKEND", help="also time the UNet through torch.compile with this "
+                        "backend (inductor: minutes to compile; eager: the code path only), last")
     args = parser.parse_args()
     dry = args.dry_run
     if not dry and not torch.cuda.is_available():
         parser.error("no CUDA GPU visible to torch; use --dry-run on a CPU")
-    args.out = args.json or ROOT / "benchmarks" / "results" / f"gpu_bench{'_dry_run' if dry else ''}.json"
     args.repeats = args.repeats or (1 if dry else 20)
     args.warmup = 0 if dry else 3
     args.faces = [1, 2] if dry else [1, 2, 4, 8]
@@ -370,19 +397,19 @@ def main() -> int:
         except AttributeError:
             pass
     clock = Clock(args.time_budget_s)
-    started = time.perf_counter()
     torch.manual_seed(0)
-    report: dict[str, Any] = {"benchmark": "ldfa_ros GPU check", "environment": environment(dry)}
-    rows = detector_rows(args, clock, street_frame(args.frame))
+    report = Report(args.json or ROOT / "benchmarks" / "results" / f"gpu_bench{'_dry_run' if dry else ''}.json",
+                    environment(dry))
+    detector_rows(args, clock, street_frame(args.frame[1], args.frame[0]), report)
     model = diffusion_model(args)
-    rows += node_rows(args, clock, model)  # before the grid: the targets are measured here
-    rows += diffusion_rows(args, clock, model)
-    report |= {"rows": rows, "summary": summary(rows), "wall_s": round(time.perf_counter() - started, 1)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report["summary"], indent=1))
-    print(f"written: {args.out}")
-    return 0 if report["summary"]["anonymized"] and not report["summary"]["errors"] else 1
+    node_rows(args, clock, model, report)  # before the grid: the targets are measured here
+    diffusion_rows(args, clock, model, report)
+    if args.compile:
+        compiled_rows(args, clock, model, report)
+    summed = report.write()["summary"]
+    print(json.dumps(summed, indent=1))
+    print(f"written: {report.path}")
+    return 0 if summed["anonymized"] and not summed["errors"] else 1
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage, Image
 
 from . import node_config
-from .samples import sample_frames
+from .samples import street_frame
 from .live import CameraStatus, LiveAnonymizer, Output, PublisherClosed
 from .pipeline import FaceRecord, Pipeline, build_pipeline
 from .record import Recorder
@@ -102,7 +102,8 @@ class LdfaNode(Node):
 
     ConfigError when a start-up parameter is wrong; the caller (main) reports it in one line."""
 
-    def __init__(self, pipeline_factory: Callable[[Settings], Pipeline] = build_pipeline, **node_args: Any) -> None:
+    def __init__(self, pipeline_factory: Callable[[Settings, list[tuple[int, int]]], Pipeline] = build_pipeline,
+                 **node_args: Any) -> None:
         super().__init__("ldfa_node", **node_args)
         specs = node_config.parameters()
         values = self._declare(specs)
@@ -120,13 +121,15 @@ class LdfaNode(Node):
                 node_config.check_node_value(name, values[name])
             cameras = node_config.camera_topics(values["cameras"], values["output_suffix"],
                                                 values["detections_suffix"])
+            self._frame_sizes = node_config.frame_sizes(values["frame_sizes"])
         except ValueError as exc:  # SettingsError too
             raise ConfigError(str(exc)) from exc
         # cameras are known by their resolved input topic (after namespace and remapping) everywhere
         names = {cam.input: self.resolve_topic_name(cam.input) for cam in cameras}
         self._recorder: Recorder | None = None
-        self._live = LiveAnonymizer(pipeline_factory(settings), list(names.values()), self._publish,
-                                    self._now, values["budget_reference"])
+        pipeline = pipeline_factory(settings, self._frame_sizes)
+        self._live = LiveAnonymizer(pipeline, list(names.values()), self._publish, self._now,
+                                    values["budget_reference"])
         try:
             self._set_up(cameras, names, values)
         except BaseException:  # a signal or a bad record_path: leave no worker or open bag behind
@@ -137,7 +140,7 @@ class LdfaNode(Node):
         """Warm up, then create the outputs, the recorder, diagnostics, and last the subscriptions."""
         settings = self._live.pipeline.settings
         self.get_logger().info(f"warming up (method {settings.method}, device {settings.device})")
-        self._live.warm_up(sample_frames()["street_1080p.png"])
+        self._live.warm_up(street_frame(*self._frame_sizes[0]))
         if not self.context.ok():  # a signal during warm-up: nothing more to set up
             raise ExternalShutdownException()
 

@@ -64,7 +64,12 @@ NODE_PARAMETERS: tuple[ParameterSpec, ...] = (
                   "this path while running; raw frames never reach it"),
     ParameterSpec("diagnostics_period", 1.0, "float", "seconds between /diagnostics reports", low=0.1,
                   high=60.0),
+    ParameterSpec("frame_sizes", ["1920x1080"], "list",
+                  "the cameras' frame sizes, WIDTHxHEIGHT: with device tensorrt the detector's engines are built "
+                  "(or loaded from their cache) for them at start-up; a frame of another size gets its engine when "
+                  "it first arrives (seconds, while frames wait). The warm-up frame takes the first size"),
 )
+_FRAME_SIZE = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
 
 
 def parameters() -> list[ParameterSpec]:
@@ -96,6 +101,19 @@ def check_node_value(name: str, value: Any) -> Any:
     if spec.low is not None and spec.high is not None and not spec.low <= value <= spec.high:
         raise ValueError(f"{name} must be within [{spec.low}, {spec.high}], got {value!r}")
     return value
+
+
+def frame_sizes(sizes: Sequence[str]) -> list[tuple[int, int]]:
+    """(H, W) of each 'WIDTHxHEIGHT' in the `frame_sizes` parameter; ValueError names a malformed one."""
+    if isinstance(sizes, str) or not sizes:
+        raise ValueError(f"frame_sizes must be a non-empty list like ['1920x1080'], got {sizes!r}")
+    out = []
+    for size in sizes:
+        match = _FRAME_SIZE.match(str(size).strip())
+        if match is None:
+            raise ValueError(f"frame_sizes: {size!r} is not WIDTHxHEIGHT in pixels, e.g. '1920x1080'")
+        out.append((int(match[2]), int(match[1])))
+    return list(dict.fromkeys(out))
 
 
 @dataclass(frozen=True)
@@ -138,7 +156,8 @@ def camera_topics(cameras: Sequence[str], output_suffix: str = "anonymized",
 
 
 # Parameters that the launch files also take as launch arguments ('' leaves them to the params file).
-LAUNCH_ARGUMENTS = ("cameras", "method", "device", "budget_ms", "publish_detections", "output_suffix", "record_path")
+LAUNCH_ARGUMENTS = ("cameras", "method", "device", "frame_sizes", "budget_ms", "publish_detections", "output_suffix",
+                    "record_path")
 
 
 def split_list(text: str) -> list[str]:

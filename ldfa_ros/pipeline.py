@@ -238,8 +238,10 @@ def _record(face: Face, decision: Decision) -> FaceRecord:
                       decision.method, decision.reason, face.copy_of)
 
 
-def build_pipeline(settings: Settings, detector_threads: int = 0) -> Pipeline:
+def build_pipeline(settings: Settings, frame_sizes: Sequence[tuple[int, int]] = (),
+                   detector_threads: int = 0) -> Pipeline:
     """The pipeline a user asked for: CenterFace on `settings.device` and the renderers `settings.method` needs.
+    `frame_sizes` (H, W) are the frames a TensorRT detector builds its engines for now, not on arrival;
     `detector_threads` caps onnxruntime's CPU threads (0: one per core), e.g. for a fleet worker's share."""
     from .detect import CenterFace
 
@@ -252,4 +254,6 @@ def build_pipeline(settings: Settings, detector_threads: int = 0) -> Pipeline:
         if diffusion is not None:
             renderers["ldfa"] = diffusion
             planner = Planner(diffusion.predicted_ms)
-    return Pipeline(settings, CenterFace(device=settings.device, threads=detector_threads), renderers, planner)
+    detector = CenterFace(device=settings.device, threads=detector_threads, resolutions=frame_sizes,
+                          scales=settings.scales)
+    return Pipeline(settings, detector, renderers, planner)

@@ -30,6 +30,15 @@ def sample_frames() -> dict[str, np.ndarray]:
     return {"astronaut.png": astronaut, "street_1080p.png": frame}
 
 
+def street_frame(height: int = 1080, width: int = 1920) -> np.ndarray:
+    """The camera-like sample frame (`sample_frames`' 'street_1080p.png') at another size, e.g. a
+    camera's for warming up the models that run on its frames."""
+    frame = sample_frames()["street_1080p.png"]
+    if frame.shape[:2] == (height, width):
+        return frame
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+
+
 def write_sample_bag(path: Path, count: int = 10, *, encoding: str = "rgb8", storage: str = "sqlite3") -> Path:
     """A ROS 2 bag to try `ldfa bag` on without data (demo, benchmark): `count` 1920x1080 frames at 10 Hz
     of `sample_frames()` (real faces at four sizes) panning 8 px a frame, raw `encoding` or

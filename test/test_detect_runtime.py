@@ -133,8 +133,8 @@ def test_mirrored_pass_finds_what_two_passes_found(astronaut, batch):
     detector = CenterFace(batch_mirror=batch)
     assert CenterFace().batch_mirror is False  # the CPU default
     calls: list[int] = []
-    run = detector.runner.__call__
-    detector.runner = lambda *images: calls.append(len(images)) or run(*images)
+    span, runner = detector.engines.built[0]
+    detector.engines.built[0] = (span, lambda *images: calls.append(len(images)) or runner(*images))
     for frame in (astronaut, sample_frames()["street_1080p.png"]):
         calls.clear()
         both = detector(frame, threshold=0.3, scales=(1.0, 2.0), flip=True)
@@ -145,3 +145,52 @@ def test_mirrored_pass_finds_what_two_passes_found(astronaut, batch):
         apart = apart.nms(0.3)
         assert len(both) == len(apart) >= 1
         assert np.abs(np.sort(both.boxes, axis=0) - np.sort(apart.boxes, axis=0)).max() < 2.0
+
+
+def test_fixed_engines_span_their_buckets_and_a_new_shape_gets_its_own(caplog):
+    """TensorRT engines take the shapes of their profile only: `Engines(fixed=True)` gives a shape outside
+    every profile a session of its own, once, and says so. Real CPU sessions stand in for the engines."""
+    model = _dynamic_model_bytes(default_model_path())
+    made: list[list[tuple[int, int]]] = []
+
+    def make(buckets):
+        made.append(buckets)
+        session = runtime.create_session(model, "cpu", ort.SessionOptions(), buckets=buckets)
+        return runtime.Runner(session, "input.1", ["537"])
+
+    engines = runtime.Engines(make, fixed=True)
+    assert engines.prepare([(544, 960), (1088, 1920), (544, 960)]) and made == [[(544, 960), (1088, 1920)]]
+    first = engines.runner((544, 960))
+    assert engines.runner((1088, 1920)) is first and engines.runner((736, 1280)) is first  # inside the span
+    assert not engines.prepare([(736, 1280)]) and len(made) == 1
+    with caplog.at_level("WARNING", logger="ldfa_ros"):
+        other = engines.runner((1088, 2048))
+    assert other is not first and made[-1] == [(1088, 2048)] and "1088 input" in caplog.text
+    assert engines.runner((1088, 2048)) is other and len(made) == 2
+    frame = np.zeros((1088, 2048, 3), np.uint8)
+    assert other(frame)[0].shape == (1, 1, 272, 512)
+
+    loose = runtime.Engines(make, fixed=False)  # CPU and CUDA providers: one session for every shape
+    assert loose.prepare([]) and not loose.prepare([(64, 64)])
+    assert loose.runner((64, 64)) is loose.runner((4096, 4096))
+
+
+def test_a_tensorrt_style_detector_builds_per_frame_size_and_finds_the_same_faces(astronaut, caplog):
+    """CenterFace with fixed-shape engines (as on TensorRT; real CPU sessions here): a frame of a size it was
+    not prepared for gets one engine for those of its passes no engine spans, before they run, with a
+    warning; its faces are those of the ordinary detector."""
+    plain = CenterFace()
+    detector = CenterFace(resolutions=[(512, 512)], scales=(1.0, 2.0))
+    made: list[list[tuple[int, int]]] = []
+    make = detector.engines.make
+    detector.engines = runtime.Engines(lambda buckets: made.append(buckets) or make(buckets), fixed=True)
+    assert detector.prepare([(512, 512)], (1.0, 2.0)) and made == [[(512, 512), (1024, 1024)]]
+    frame = np.ascontiguousarray(astronaut[:300, :420])
+    with caplog.at_level("WARNING", logger="ldfa_ros"):
+        for image in (astronaut, frame, frame):
+            found = detector(image, 0.3, (1.0, 2.0), flip=True)
+            expected = plain(image, 0.3, (1.0, 2.0), flip=True)
+            assert len(found) == len(expected) >= 1
+            assert np.abs(np.sort(found.boxes, axis=0) - np.sort(expected.boxes, axis=0)).max() < 1e-3
+    assert made[1:] == [[(320, 448)]]  # built once; its 2x pass (608 x 840) lies within the first engine's span
+    assert caplog.text.count("built an engine for 420x300 frames") == 1

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_gpu_script_dry_run_measures_every_stage_and_checks_the_output(tmp_path):
     out = tmp_path / "gpu_bench.json"
-    run = subprocess.run([str(ROOT / "benchmarks" / "gpu.sh"), "--dry-run", "--json", str(out)], cwd=tmp_path,
+    run = subprocess.run([str(ROOT / "benchmarks" / "gpu.sh"), "--dry-run", "--json", str(out), "--compile", "eager"],
+                         cwd=tmp_path,
                          env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -25,7 +26,8 @@ def test_gpu_script_dry_run_measures_every_stage_and_checks_the_output(tmp_path)
     cpu = next(r for r in rows if r["stage"] == "detector" and r["device"] == "cpu")
     assert cpu["faces_found"] >= 3 and cpu["network"]["p50_ms"] > 0
     diffusion = [r for r in rows if r["stage"] == "diffusion"]
-    assert [r["faces"] for r in diffusion] == [1, 2] and all(r["p95_ms"] > 0 for r in diffusion)
+    assert [(r["faces"], r.get("compiled")) for r in diffusion] == [(1, None), (2, None), (4, "eager")]
+    assert all(r["p95_ms"] > 0 for r in diffusion) and diffusion[-1]["start_s"] > 0
     node = next(r for r in rows if r["stage"] == "node")
     assert node["anonymized"] is True and node["faces_inpainted"] >= 3 and not node["problems"]
     assert report["summary"]["anonymized"] is True and report["summary"]["errors"] == []

@@ -350,6 +350,7 @@ def test_sigterm_while_the_worker_is_busy_exits_0(probe, ros_domain) -> None:
     ("method:=smudge", "method must be one of"),
     ("carry_frames:=1.5", "parameter carry_frames: "),
     ("cameras:=[/a/image,/a/image]", "more than once"),
+    ("frame_sizes:=[1080p]", "frame_sizes: '1080p' is not WIDTHxHEIGHT"),
 ])
 def test_startup_mistakes_are_one_line_errors(ros_domain, param, expected) -> None:
     """Through the console script (it once dropped the status: exit 0) and `python -m` alike."""
@@ -386,7 +387,7 @@ def make(probe):
     def build(cameras=("/cam0/image_raw",), detector: Any = None, namespace: str = "/inproc",
               cli_args: list[str] | None = None, factory: Callable | None = None, **params: Any) -> Any:
         overrides = [Parameter("cameras", value=list(cameras))] + [Parameter(k, value=v) for k, v in params.items()]
-        node = ldfa_node.LdfaNode(factory or (lambda s: Pipeline(s, detector or FaceDetector())),
+        node = ldfa_node.LdfaNode(factory or (lambda s, sizes: Pipeline(s, detector or FaceDetector())),
                                   context=probe.context, namespace=namespace, parameter_overrides=overrides,
                                   cli_args=cli_args)
         nodes.append(node)
@@ -459,6 +460,23 @@ def test_faults_publish_the_whole_frame_blurred_or_nothing(make, probe, on_error
     else:
         [msg] = outs[0]
         check_anonymized(msg, raw, WHOLE)
+
+
+def test_frame_sizes_reach_the_detector_and_the_warm_up_takes_the_first(make) -> None:
+    """A TensorRT detector builds its engines for `frame_sizes` when the pipeline is built; the warm-up frame
+    has the first size, so nothing is built again for it."""
+    class Recording(FaceDetector):
+        shapes: list[tuple[int, ...]] = []
+
+        def __call__(self, rgb: np.ndarray, **kwargs: Any) -> Any:
+            self.shapes.append(rgb.shape)
+            return super().__call__(rgb, **kwargs)
+
+    detector, seen = Recording(), []
+    make(["/sizes/image_raw"], namespace="/sizes", frame_sizes=["1280x720", "1920x1080", "1280x720"],
+         factory=lambda settings, sizes: seen.append(sizes) or Pipeline(settings, detector))
+    assert seen == [[(720, 1280), (1080, 1920)]]
+    assert detector.shapes == [(720, 1280, 3)]
 
 
 def test_failed_warm_up_stops_start_up(make) -> None:

@@ -9,17 +9,20 @@ bounded on any frame size (an 8000x6000 frame took 9.6 GB in one go, 3.1 GB tile
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
 from .detections import Detections
-from .runtime import MAX_BATCH, Runner, bucket_shape, create_session, device_buffers, providers_for, warm
+from .runtime import (MAX_BATCH, Engines, Runner, bucket_shape, create_session, device_buffers, providers_for,
+                      warm)
 
 __all__ = ["CenterFace", "default_model_path", "providers_for"]
+log = logging.getLogger("ldfa_ros")
 
 _INPUT = "input.1"
 _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks
@@ -80,12 +83,31 @@ class CenterFace:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
-        buckets = [bucket_shape(round(h * s), round(w * s)) for h, w in resolutions for s in scales]
-        self.session = create_session(_dynamic_model_bytes(path), device, options, engine_cache, buckets)
-        self.runner = Runner(self.session, _INPUT, _OUTPUTS, on_device=device_buffers(device))
+        model = _dynamic_model_bytes(path)
         self.batch_mirror = device != "cpu" if batch_mirror is None else batch_mirror
-        if device != "cpu":
-            warm(self.session, _INPUT, buckets, batches=(1, MAX_BATCH) if self.batch_mirror else (1,))
+
+        def make(buckets: list[tuple[int, int]]) -> Runner:
+            session = create_session(model, device, options, engine_cache, buckets)
+            if device != "cpu":
+                warm(session, _INPUT, buckets, batches=(1, MAX_BATCH) if self.batch_mirror else (1,))
+            return Runner(session, _INPUT, _OUTPUTS, on_device=device_buffers(device))
+
+        self.engines = Engines(make, fixed=device == "tensorrt")
+        self._prepared: set[tuple[int, int, tuple[float, ...]]] = set()
+        self.prepare(resolutions, scales)
+
+    @property
+    def session(self) -> Any:
+        """The first onnxruntime session (the only one off TensorRT)."""
+        return self.engines.built[0][1].session
+
+    def prepare(self, resolutions: Sequence[tuple[int, int]], scales: Sequence[float]) -> bool:
+        """Have an engine ready for frames of each (H, W) at `scales` (TensorRT: built or loaded from the
+        cache now, not when such a frame arrives); True if one had to be made."""
+        buckets = [bucket_shape(round(h * s), round(w * s)) for h, w in resolutions for s in scales
+                   if h * w * s * s <= TILE_PX * TILE_PX]  # tiled passes get theirs when met
+        self._prepared.update((h, w, tuple(scales)) for h, w in resolutions)
+        return self.engines.prepare(buckets)
 
     def __call__(
         self, rgb: np.ndarray, threshold: float = 0.2, scales: Sequence[float] = (1.0,), flip: bool = False
@@ -94,6 +116,10 @@ class CenterFace:
         mirrored frame too, and merge the passes by NMS."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"detector expects an HxWx3 uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+        h, w = rgb.shape[:2]
+        if self.engines.fixed and (h, w, tuple(scales)) not in self._prepared and self.prepare([(h, w)], scales):
+            log.warning("detector: built an engine for %dx%d frames on their arrival (frames waited); list "
+                        "this size in frame_sizes to build it at start-up", w, h)
         parts = [found for scale in scales for found in self._detect(rgb, threshold, scale, flip)]
         merged = Detections.concat(parts)
         return merged.nms(_NMS_IOU) if len(parts) > 1 else merged
@@ -133,7 +159,8 @@ class CenterFace:
         passes = (stretched, np.ascontiguousarray(stretched[:, ::-1])) if flip else (stretched,)
         found = []
         for batch in [passes] if self.batch_mirror else [(one,) for one in passes]:
-            heatmap, log_scale, offset, marks = self.runner(*batch)  # already their bucket's shape: no padding
+            runner = self.engines.runner((ph, pw))
+            heatmap, log_scale, offset, marks = runner(*batch)  # already their bucket's shape: no padding
             found += [_decode(heatmap[i, 0], log_scale[i], offset[i], marks[i], threshold, (pw, ph)).nms(_NMS_IOU)
                       for i in range(len(batch))]
         if flip:

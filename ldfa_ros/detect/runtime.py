@@ -8,8 +8,9 @@ per-call overhead, well under the detector's 1.5 ms target.
 
 An engine is built for fixed shapes: each camera resolution is padded to its bucket (a multiple of
 the network stride), and the optimisation profile spans those buckets, batch 1-2 (a frame and its
-mirror). Engines are cached per (model hash, GPU, TensorRT version), so a changed model, GPU or
-TensorRT builds new ones instead of loading stale ones; the timing cache makes rebuilds quicker.
+mirror). A shape outside every profile gets an engine of its own when first met (`Engines`): a profile is
+never stretched mid-drive. Engines are cached per (model hash, GPU, TensorRT version), so a changed model,
+GPU or TensorRT builds new ones instead of loading stale ones; the timing cache makes rebuilds quicker.
 On a GPU provider the frame goes up as uint8 and is padded into a device buffer the session reads in
 place (`Runner`): a 1088 x 1920 float blob is 25 MB to build on the host and copy each frame.
 """
@@ -20,9 +21,10 @@ import logging
 import os
 import re
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 log = logging.getLogger("ldfa_ros")
 
@@ -199,3 +201,53 @@ class Runner:
         by_name = dict(zip([o.name for o in self.session.get_outputs()],
                            run_bound(self.session, self.input_name, buffer, self.on_device)))
         return [by_name[name] for name in self.outputs]
+
+
+Shape = tuple[int, int]  # a padded input's (H, W)
+
+
+class Engines:
+    """The detector's sessions, each with the input shapes it takes. With `fixed` (TensorRT: an engine is
+    compiled for its optimisation profile), a session spans the box of the buckets it was made for, and a
+    shape outside every box gets a new session for it; otherwise one session takes every shape.
+    `make(buckets)` builds and warms a session's Runner."""
+
+    def __init__(self, make: Callable[[list[Shape]], Runner], fixed: bool) -> None:
+        self.make = make
+        self.fixed = fixed
+        self.built: list[tuple[tuple[int, int, int, int] | None, Runner]] = []  # (min H, min W, max H, max W)
+
+    def prepare(self, buckets: Sequence[Shape]) -> bool:
+        """Make sure every bucket has a session (one new session for all that lack one); True if one was built."""
+        if self.fixed:
+            buckets = [b for b in dict.fromkeys(buckets) if self._find(b) is None]
+            if not buckets:
+                return False
+        elif self.built:
+            return False
+        t0 = time.perf_counter()
+        runner = self.make(list(buckets))
+        span = None
+        if self.fixed:
+            hs, ws = [h for h, _ in buckets], [w for _, w in buckets]
+            span = (min(hs), min(ws), max(hs), max(ws))
+        self.built.append((span, runner))
+        log.info("detector: session for input shapes %s ready in %.1f s",
+                 [f"{h}x{w}" for h, w in buckets] if self.fixed else "of any size", time.perf_counter() - t0)
+        return True
+
+    def runner(self, shape: Shape) -> Runner:
+        """The session for a padded input shape; with `fixed`, built for it if no session spans it (logged)."""
+        found = self._find(shape)
+        if found is None:
+            log.warning("detector: no engine takes a %dx%d input; building one now (frames wait)", shape[1], shape[0])
+            self.prepare([shape])
+            found = self.built[-1][1]
+        return found
+
+    def _find(self, shape: Shape) -> Runner | None:
+        h, w = shape
+        for span, runner in self.built:
+            if span is None or (span[0] <= h <= span[2] and span[1] <= w <= span[3]):
+                return runner
+        return None
