@@ -103,6 +103,15 @@ def test_launch_overrides_convert_text_to_parameter_types() -> None:
         launch_overrides({"bag": "x"})
 
 
+def test_frame_sizes_are_width_by_height_and_bad_ones_are_named() -> None:
+    sizes = launch_overrides({"frame_sizes": "1920x1080, 1280x720"})["frame_sizes"]
+    assert node_config.frame_sizes(sizes) == [(1080, 1920), (720, 1280)]
+    for bad, expected in ((["1920*1080"], "'1920\\*1080' is not WIDTHxHEIGHT"), (["0x720"], "'0x720'"),
+                          ([], "non-empty"), ("1920x1080", "non-empty list")):
+        with pytest.raises(ValueError, match=expected):
+            node_config.frame_sizes(bad)
+
+
 def test_effective_parameters_layer_defaults_file_and_overrides(tmp_path: Path) -> None:
     params = tmp_path / "p.yaml"
     params.write_text("/**:\n  ros__parameters:\n    method: mask\n    output_suffix: anon\n"
