@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check in one command, on an H100/H200 machine with an NVIDIA driver (CUDA 12) and PyPI access:
+# The GPU check in one command, on an H100/H200 machine with an NVIDIA driver (r580+, CUDA 13) and PyPI:
 # makes .venv-gpu, installs the CUDA builds of torch and onnxruntime (with TensorRT) and the diffusion
 # packages, then runs benchmarks/gpu_bench.py (detector, diffusion grid, node path; outputs checked
 # anonymized), which writes benchmarks/results/gpu_bench.json. About 2 min install + <= 7 min run.
@@ -17,9 +17,14 @@ if [ "${1:-}" = "--offline" ]; then
     shift
     python=${PYTHON:-python3}
     site=/tmp/ldfa-site
-    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
-        "${WHEELS:-.whl}"/*.whl
-    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+    wheels=("${WHEELS:-.whl}"/*.whl)
+    if [ -e "${wheels[0]}" ]; then
+        "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+            "${wheels[@]}"
+        export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+    else
+        echo "no wheels in ${WHEELS:-.whl}/: running with what $python has" >&2
+    fi
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
     exec timeout 480 "$python" benchmarks/gpu_bench.py "$@"
 fi
@@ -28,15 +33,20 @@ venv=${VENV:-.venv-gpu}
 pip=("$venv/bin/python" -m pip install -q)
 "${pip[@]}" --upgrade pip
 # PyPI's Linux torch wheels are CUDA builds (TORCH_INDEX=https://download.pytorch.org/whl/cu126 picks another
-# one for an older driver); onnxruntime-gpu's extras bring CUDA 12/cuDNN, tensorrt-cu12 brings TensorRT 10.
+# one for an older driver). PyPI's onnxruntime-gpu is built for CUDA 13 (driver r580+) and TensorRT 10: its
+# extras bring CUDA/cuDNN, tensorrt-cu13 10.x the TensorRT it links (TensorRT 11 would not load).
 "${pip[@]}" torch ${TORCH_INDEX:+--index-url "$TORCH_INDEX"}
-"${pip[@]}" "onnxruntime-gpu[cuda,cudnn]" tensorrt-cu12 diffusers transformers peft safetensors huggingface_hub
+"${pip[@]}" "onnxruntime-gpu[cuda,cudnn]" "tensorrt-cu13==10.*" diffusers transformers peft safetensors \
+    huggingface_hub
 "${pip[@]}" -e . onnx2torch
 if "$venv/bin/python" -m pip show -q onnxruntime >/dev/null 2>&1; then  # the CPU build shadows onnxruntime-gpu
     "$venv/bin/python" -m pip uninstall -q -y onnxruntime
     "${pip[@]}" --force-reinstall --no-deps onnxruntime-gpu
 fi
-trt_libs=$("$venv/bin/python" -c 'import os, tensorrt_libs; print(os.path.dirname(tensorrt_libs.__file__))')
+# onnxruntime finds libnvinfer on the library path only: the folders of the TensorRT wheel's libraries
+trt_libs=$("$venv/bin/python" -c 'import pathlib, sysconfig
+print(":".join(sorted({str(p.parent) for p in pathlib.Path(sysconfig.get_paths()["purelib"]).glob("*/libnvinfer.so*")})))')
+[ -n "$trt_libs" ] || echo "no libnvinfer in $venv: the TensorRT rows will record the missing provider" >&2
 export LD_LIBRARY_PATH="$trt_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 exec timeout 480 "$venv/bin/python" benchmarks/gpu_bench.py "$@"

@@ -2,8 +2,8 @@
 # The wheels `benchmarks/gpu.sh --offline` needs on a GPU machine that has no package index but whose python3
 # already holds CUDA torch, transformers, peft, onnx, onnxruntime (CPU) and opencv: fetched here into .whl/
 # (or $WHEELS) for that machine's Python ($GPU_PY, default 3.12) on x86-64 Linux. Pure-Python wheels only, a
-# few MB: onnxruntime-gpu and TensorRT are far larger, so offline the detector runs through torch (onnx2torch)
-# and the TensorRT rows record the missing provider.
+# few MB: onnxruntime-gpu and TensorRT are far larger, so offline the detector rows record the missing providers
+# and time the network through torch (onnx2torch), and the node path runs its detector on the CPU provider.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=${WHEELS:-.whl}

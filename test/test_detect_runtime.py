@@ -3,6 +3,7 @@ key, TensorRT provider options, and real onnxruntime sessions on the CPU with th
 from __future__ import annotations
 
 import importlib.util
+from types import SimpleNamespace
 
 import numpy as np
 import onnxruntime as ort
@@ -30,6 +31,18 @@ def test_a_changed_model_gpu_or_tensorrt_gets_its_own_engine_cache(tmp_path):
               runtime.engine_cache_dir(b"model", "NVIDIA H200", "10.8.0", tmp_path)}
     assert base not in others and len(others) == 3
     assert base.parent == tmp_path and " " not in base.name
+
+
+def test_the_tensorrt_version_in_the_cache_key_is_the_libraries_of_any_cuda_build(monkeypatch):
+    def installed(*packages):
+        dists = [SimpleNamespace(metadata={"Name": name}, version=version) for name, version in packages]
+        monkeypatch.setattr(runtime.metadata, "distributions", lambda: dists)
+        return runtime.tensorrt_version()
+
+    assert installed(("numpy", "2.1.0")) == "unknown"
+    assert installed(("tensorrt", "10.13.3.9"), ("tensorrt_cu13_libs", "10.13.3.9.post1")) == "10.13.3.9.post1"
+    assert installed(("tensorrt-cu12", "10.9.0.34"), ("tensorrt-cu12-libs", "10.9.0.34")) == "10.9.0.34"
+    assert installed(("tensorrt-cu13", "10.13.3.9"), ("tensorrt-llm", "1.0")) == "10.13.3.9"
 
 
 def test_tensorrt_provider_options_fp16_cached_with_a_fixed_profile(tmp_path, monkeypatch):

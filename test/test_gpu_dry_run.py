@@ -32,3 +32,17 @@ def test_gpu_script_dry_run_measures_every_stage_and_checks_the_output(tmp_path)
     assert node["anonymized"] is True and node["faces_inpainted"] >= 3 and not node["problems"]
     assert report["summary"]["anonymized"] is True and report["summary"]["errors"] == []
     assert "node_p95_ms" in report["summary"]["met"]
+
+
+def test_gpu_summary_counts_only_measured_rows_and_wants_a_checked_output():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_bench import detector_devices, summary
+
+    assert detector_devices(["CPUExecutionProvider", "CUDAExecutionProvider"]) == ["cuda", "cpu"]
+    failed = {"stage": "node", "detector": "tensorrt", "cuda_graphs": True, "error": "ValueError: no provider"}
+    eager = {"stage": "node", "detector": "cuda", "cuda_graphs": False, "p95_ms": 80.0, "anonymized": True}
+    nothing_checked = summary([failed])
+    assert nothing_checked["anonymized"] is False and nothing_checked["node_p95_ms"] is None
+    assert nothing_checked["errors"] == ["node tensorrt: ValueError: no provider"]
+    assert summary([failed, eager])["node_p95_ms_eager"] == 80.0
+    assert summary([eager | {"anonymized": False}])["anonymized"] is False

@@ -49,13 +49,14 @@ def gpu_name() -> str:
 
 
 def tensorrt_version() -> str:
-    """The installed TensorRT's version (pip packages `tensorrt` / `tensorrt-cu12*`), or 'unknown'."""
-    for name in ("tensorrt", "tensorrt-cu12", "tensorrt_cu12_libs", "tensorrt-cu12-libs"):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return "unknown"
+    """The installed TensorRT's version, or 'unknown': from its pip packages (`tensorrt`, `tensorrt-cu12`,
+    `tensorrt-cu13`, ...), the one with the libraries first, since those are what onnxruntime loads."""
+    found = {}
+    for dist in metadata.distributions():
+        name = re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower()
+        if re.fullmatch(r"tensorrt(-cu\d+)?(-libs)?", name):
+            found[name] = dist.version
+    return found[min(found, key=lambda name: (not name.endswith("-libs"), name))] if found else "unknown"
 
 
 def engine_cache_dir(model: bytes, gpu: str, trt_version: str, root: Path = CACHE_ROOT) -> Path:
