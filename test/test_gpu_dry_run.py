@@ -46,3 +46,21 @@ def test_gpu_summary_counts_only_measured_rows_and_wants_a_checked_output():
     assert nothing_checked["errors"] == ["node tensorrt: ValueError: no provider"]
     assert summary([failed, eager])["node_p95_ms_eager"] == 80.0
     assert summary([eager | {"anonymized": False}])["anonymized"] is False
+
+
+def test_gpu_script_offline_without_wheels_runs_in_what_is_left_of_eight_minutes(tmp_path):
+    """gpu.sh's shell side, with stand-ins for nvidia-smi and the GPU machine's Python that print their call."""
+    stand_ins = {"nvidia-smi": "echo 'NVIDIA H100 80GB HBM3, 580.1, 81559 MiB'", "gpu-python": 'echo "$@"'}
+    for name, body in stand_ins.items():
+        (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / name).chmod(0o755)
+    run = subprocess.run([str(ROOT / "benchmarks" / "gpu.sh"), "--offline", "--repeats", "3"], cwd=tmp_path,
+                         env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "PYTHON": "gpu-python",
+                              "WHEELS": str(tmp_path / "none")}, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert f"no wheels in {tmp_path / 'none'}/" in run.stderr
+    gpu, call = run.stdout.splitlines()
+    assert gpu.startswith("NVIDIA H100")
+    script, flag, budget, *rest = call.split()
+    assert script == "benchmarks/gpu_bench.py" and flag == "--time-budget-s" and rest == ["--repeats", "3"]
+    assert 380 <= int(budget) <= 405  # 480 s less install time less a minute for the last row and the write-out
