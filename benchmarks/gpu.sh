@@ -39,13 +39,14 @@ venv=${VENV:-.venv-gpu}
 [ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
 pip=("$venv/bin/python" -m pip install -q)
 "${pip[@]}" --upgrade pip
-# PyPI's Linux torch wheels are CUDA builds (TORCH_INDEX=https://download.pytorch.org/whl/cu126 picks another
-# one for an older driver). PyPI's onnxruntime-gpu is built for CUDA 13 (driver r580+) and TensorRT 10: its
-# extras bring CUDA/cuDNN, tensorrt-cu13 10.x the TensorRT it links (TensorRT 11 would not load).
+# PyPI's Linux torch wheels are CUDA builds (TORCH_INDEX picks another index). PyPI's onnxruntime-gpu is built
+# for CUDA 13 (driver r580+) and TensorRT 10: its extras bring CUDA/cuDNN; TensorRT 10 for CUDA 13 (11 would not
+# load) comes from NVIDIA's index. Without it the TensorRT rows record the missing provider; the rest still runs.
 "${pip[@]}" torch ${TORCH_INDEX:+--index-url "$TORCH_INDEX"}
-"${pip[@]}" "onnxruntime-gpu[cuda,cudnn]" "tensorrt-cu13==10.*" diffusers transformers peft safetensors \
-    huggingface_hub
+"${pip[@]}" "onnxruntime-gpu[cuda,cudnn]" diffusers transformers peft safetensors huggingface_hub
 "${pip[@]}" -e . onnx2torch
+"${pip[@]}" --extra-index-url https://pypi.nvidia.com "tensorrt-cu13-libs==10.*" \
+    || echo "TensorRT 10 (tensorrt-cu13-libs) not installed: the TensorRT rows will record the missing provider" >&2
 if "$venv/bin/python" -m pip show -q onnxruntime >/dev/null 2>&1; then  # the CPU build shadows onnxruntime-gpu
     "$venv/bin/python" -m pip uninstall -q -y onnxruntime
     "${pip[@]}" --force-reinstall --no-deps onnxruntime-gpu

@@ -137,6 +137,12 @@ def detector_rows(args: argparse.Namespace, clock: Clock, frame: np.ndarray, rep
     report.add(torch_detector_row(args, clock, frame))
 
 
+def provided(detector: CenterFace, device: str) -> None:
+    """Raise when onnxruntime fell back from `device`'s provider (libraries missing): the row's label would lie."""
+    if PROVIDERS[device] not in detector.session.get_providers():
+        raise RuntimeError(f"onnxruntime dropped {PROVIDERS[device]}: {detector.session.get_providers()}")
+
+
 def detector_run(args: argparse.Namespace, frame: np.ndarray, device: str) -> dict[str, Any]:
     h, w = frame.shape[:2]
     t0 = time.perf_counter()
@@ -144,8 +150,7 @@ def detector_run(args: argparse.Namespace, frame: np.ndarray, device: str) -> di
     # builds (or loads) the TensorRT engine for the frame's buckets at every scale of both presets
     detector = CenterFace(device=device, resolutions=[(h, w)], scales=recall.scales)
     build_s = time.perf_counter() - t0
-    if PROVIDERS[device] not in detector.session.get_providers():  # onnxruntime fell back (libraries missing)
-        raise RuntimeError(f"onnxruntime dropped {PROVIDERS[device]}: {detector.session.get_providers()}")
+    provided(detector, device)
     found = detector(frame)
     ms = timed(lambda: detector(frame), args.repeats, args.warmup, cuda=False)
     # the recall preset: native and 2x passes, each batched with its mirror (two calls)
@@ -285,9 +290,12 @@ def node_run(args: argparse.Namespace, model: DiffusionModel, device: str, graph
     frame = street_frame(args.frame[1], args.frame[0])
     cuda = model.device.type == "cuda"
     if cuda:
+        gc.collect()  # what earlier rows left goes before the baseline
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         free_before = torch.cuda.mem_get_info()[0]
     detector = CenterFace(device=device, resolutions=[frame.shape[:2]])
+    provided(detector, device)
     renderer = LdfaRenderer(model, resolution=args.node_resolution, steps=args.node_steps, cuda_graphs=graphs)
     renderer.warmup(repeats=0)  # what build_renderer does on CUDA: every bucket's graph captured at start
     pipeline = Pipeline(Settings(method="ldfa", threshold=0.3), detector, {"ldfa": renderer},

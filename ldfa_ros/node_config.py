@@ -69,7 +69,7 @@ NODE_PARAMETERS: tuple[ParameterSpec, ...] = (
                   "(or loaded from their cache) for them at start-up; a frame of another size gets its engine when "
                   "it first arrives (seconds, while frames wait). The warm-up frame takes the first size"),
 )
-_FRAME_SIZE = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
+_FRAME_SIZE = re.compile(r"^([1-9][0-9]{0,4})[xX]([1-9][0-9]{0,4})$")
 
 
 def parameters() -> list[ParameterSpec]:

@@ -54,13 +54,28 @@ def test_tensorrt_provider_options_fp16_cached_with_a_fixed_profile(tmp_path, mo
     (name, options), *rest = chain
     assert name == "TensorrtExecutionProvider" and rest == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     expected = runtime.engine_cache_dir(b"weights", "NVIDIA H200", "10.9.0", tmp_path / ".cache/ldfa_ros/trt")
-    assert options["trt_engine_cache_path"] == str(expected) and expected.is_dir()
+    assert options["trt_engine_cache_path"] == str(expected / "736x1280-1088x1920-1088x1920-b2")
+    assert (expected / "736x1280-1088x1920-1088x1920-b2").is_dir()
     assert options["trt_timing_cache_path"] == str(expected)
     assert options["trt_fp16_enable"] and options["trt_engine_cache_enable"] and options["trt_timing_cache_enable"]
     assert options["trt_profile_min_shapes"] == "input.1:1x3x736x1280"
     assert options["trt_profile_opt_shapes"] == "input.1:1x3x1088x1920"
     assert options["trt_profile_max_shapes"] == "input.1:2x3x1088x1920"
     assert runtime.providers_for("cuda", available=GPU_PROVIDERS) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_sessions_with_different_profiles_never_share_an_engine_folder(tmp_path):
+    """onnxruntime names an engine by its graph and overwrites it when the profile differs: two sessions
+    with different buckets (node cameras, a bag's camera) in one folder would rebuild over each other."""
+    def engines(buckets):
+        (_, options), *_ = runtime.providers_for("tensorrt", tmp_path, buckets=buckets, available=GPU_PROVIDERS)
+        assert options["trt_timing_cache_path"] == str(tmp_path)
+        return options["trt_engine_cache_path"]
+
+    both = engines([(1088, 1920), (736, 1280)])
+    assert both == engines([(1088, 1920), (736, 1280)])
+    assert len({both, engines([(1088, 1920)]), engines([(736, 1280)]), engines([(736, 1280), (1088, 1920)]),
+                engines([])}) == 5
 
 
 def test_missing_gpu_providers_are_named():
@@ -207,3 +222,46 @@ def test_a_tensorrt_style_detector_builds_per_frame_size_and_finds_the_same_face
             assert np.abs(np.sort(found.boxes, axis=0) - np.sort(expected.boxes, axis=0)).max() < 1e-3
     assert made[1:] == [[(320, 448)]]  # built once; its 2x pass (608 x 840) lies within the first engine's span
     assert caplog.text.count("built an engine for 420x300 frames") == 1
+
+
+def test_frames_of_a_tiled_size_run_on_the_engines_prepared_at_start_up(astronaut, monkeypatch):
+    """A camera size whose 2x pass is tiled: prepare() builds the shrunk whole-frame pass's and the tiles'
+    shapes too, so no frame of that size waits for an engine mid-drive."""
+    from ldfa_ros.detect import centerface
+
+    monkeypatch.setattr(centerface, "TILE_PX", 512)
+    monkeypatch.setattr(centerface, "TILE_OVERLAP", 128)
+    made: list[list[tuple[int, int]]] = []
+    detector = CenterFace()
+    make = detector.engines.make
+    detector.engines = runtime.Engines(lambda buckets: made.append(buckets) or make(buckets), fixed=True)
+    frame = np.full((700, 900, 3), 90, np.uint8)
+    frame[:512, 200:712] = astronaut
+    assert detector.prepare([frame.shape[:2]], (1.0, 2.0)) and len(made) == 1
+    found = detector(frame, 0.3, (1.0, 2.0), flip=True)
+    assert len(made) == 1, f"built on arrival: {made[1:]}"
+    best = found.boxes[np.argmax(found.scores)]
+    assert np.abs(best - (ASTRONAUT_FACE + [200, 0, 200, 0])).max() < 25
+
+
+def test_a_failed_engine_build_is_not_retried_on_every_frame():
+    calls: list[list[tuple[int, int]]] = []
+
+    def make(buckets):
+        calls.append(buckets)
+        raise RuntimeError("TensorRT: out of memory")
+
+    engines = runtime.Engines(make, fixed=True)
+    with pytest.raises(RuntimeError, match="TensorRT: out of memory"):
+        engines.runner((1088, 1920))
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="no engine for 1920x1088 inputs: building it failed: .*out of memory"):
+            engines.runner((1088, 1920))
+    assert calls == [[(1088, 1920)]]
+
+
+def test_a_tensorrt_detector_without_an_engine_says_so():
+    detector = CenterFace()
+    detector.engines = runtime.Engines(detector.engines.make, fixed=True)
+    with pytest.raises(RuntimeError, match="no engine yet"):
+        detector.session

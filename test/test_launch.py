@@ -106,6 +106,7 @@ def test_launch_overrides_convert_text_to_parameter_types() -> None:
 def test_frame_sizes_are_width_by_height_and_bad_ones_are_named() -> None:
     sizes = launch_overrides({"frame_sizes": "1920x1080, 1280x720"})["frame_sizes"]
     assert node_config.frame_sizes(sizes) == [(1080, 1920), (720, 1280)]
+    assert node_config.frame_sizes(["640X480"]) == [(480, 640)]
     for bad, expected in ((["1920*1080"], "'1920\\*1080' is not WIDTHxHEIGHT"), (["0x720"], "'0x720'"),
                           ([], "non-empty"), ("1920x1080", "non-empty list")):
         with pytest.raises(ValueError, match=expected):

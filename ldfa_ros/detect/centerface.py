@@ -84,12 +84,13 @@ class CenterFace:
         if threads:
             options.intra_op_num_threads = threads
         model = _dynamic_model_bytes(path)
-        self.batch_mirror = device != "cpu" if batch_mirror is None else batch_mirror
+        mirrored = device != "cpu" if batch_mirror is None else batch_mirror
+        self.batch_mirror = mirrored
 
-        def make(buckets: list[tuple[int, int]]) -> Runner:
+        def make(buckets: list[tuple[int, int]]) -> Runner:  # holds no `self`: the detector is freed with its last user
             session = create_session(model, device, options, engine_cache, buckets)
             if device != "cpu":
-                warm(session, _INPUT, buckets, batches=(1, MAX_BATCH) if self.batch_mirror else (1,))
+                warm(session, _INPUT, buckets, batches=(1, MAX_BATCH) if mirrored else (1,))
             return Runner(session, _INPUT, _OUTPUTS, on_device=device_buffers(device))
 
         self.engines = Engines(make, fixed=device == "tensorrt")
@@ -99,15 +100,17 @@ class CenterFace:
     @property
     def session(self) -> Any:
         """The first onnxruntime session (the only one off TensorRT)."""
+        if not self.engines.built:
+            raise RuntimeError("the TensorRT detector has no engine yet: give it resolutions, or run a frame")
         return self.engines.built[0][1].session
 
     def prepare(self, resolutions: Sequence[tuple[int, int]], scales: Sequence[float]) -> bool:
         """Have an engine ready for frames of each (H, W) at `scales` (TensorRT: built or loaded from the
         cache now, not when such a frame arrives); True if one had to be made."""
-        buckets = [bucket_shape(round(h * s), round(w * s)) for h, w in resolutions for s in scales
-                   if h * w * s * s <= TILE_PX * TILE_PX]  # tiled passes get theirs when met
+        buckets = [shape for h, w in resolutions for s in scales for shape in _pass_shapes(h, w, s)]
+        built = self.engines.prepare(buckets)
         self._prepared.update((h, w, tuple(scales)) for h, w in resolutions)
-        return self.engines.prepare(buckets)
+        return built
 
     def __call__(
         self, rgb: np.ndarray, threshold: float = 0.2, scales: Sequence[float] = (1.0,), flip: bool = False
@@ -166,6 +169,17 @@ class CenterFace:
         if flip:
             found[1] = found[1].mirrored(pw)
         return [f.scaled(w / pw, h / ph) for f in found]
+
+
+def _pass_shapes(h: int, w: int, scale: float) -> list[tuple[int, int]]:
+    """The network input shapes (buckets) one pass at `scale` over an H x W frame runs: one, or for a tiled
+    pass the shrunk whole frame's and the tiles' (all tiles are one size, the last ones flush with the edge)."""
+    if h * w * scale * scale <= TILE_PX * TILE_PX:
+        return [bucket_shape(round(h * scale), round(w * scale))]
+    fit = TILE_PX / max(h, w)
+    side = int(TILE_PX / scale)
+    return [bucket_shape(round(h * fit), round(w * fit)),
+            bucket_shape(round(min(side, h) * scale), round(min(side, w) * scale))]
 
 
 def _resized(rgb: np.ndarray, fx: float, fy: float) -> np.ndarray:

@@ -75,13 +75,23 @@ def profile_shapes(input_name: str, buckets: Sequence[tuple[int, int]]) -> dict[
             "trt_profile_max_shapes": f"{input_name}:{MAX_BATCH}x3x{max(hs)}x{max(ws)}"}
 
 
+def profile_folder(buckets: Sequence[tuple[int, int]]) -> str:
+    """The engine folder's name for one profile: onnxruntime names an engine by its graph alone and rebuilds
+    over it when the profile differs, so sessions with different profiles (node, bag workers) need their own."""
+    if not buckets:
+        return "per-shape"
+    hs, ws = [h for h, _ in buckets], [w for _, w in buckets]
+    return f"{min(hs)}x{min(ws)}-{buckets[0][0]}x{buckets[0][1]}-{max(hs)}x{max(ws)}-b{MAX_BATCH}"
+
+
 def providers_for(device: str, engine_cache: str | Path | None = None, *, model: bytes = b"",
                   input_name: str = "input.1", buckets: Sequence[tuple[int, int]] = (),
                   available: Sequence[str] | None = None) -> list[Any]:
     """onnxruntime execution providers for `device` ('cpu', 'cuda' or 'tensorrt'), best first.
 
     'tensorrt' compiles to an fp16 engine cached under `engine_cache` (default: a folder keyed by the
-    model, GPU and TensorRT version); CUDA and CPU stay behind it for anything TensorRT cannot take.
+    model, GPU and TensorRT version), one subfolder per profile beside the shared timing cache; CUDA and CPU
+    stay behind it for anything TensorRT cannot take.
     `buckets` (padded frame shapes) fix the engine's profile; without them TensorRT builds per shape seen.
     """
     if available is None:
@@ -94,8 +104,9 @@ def providers_for(device: str, engine_cache: str | Path | None = None, *, model:
             raise ValueError("detector device 'tensorrt' needs onnxruntime-gpu with TensorRT "
                              f"(available providers: {sorted(available)})")
         cache = Path(engine_cache) if engine_cache else engine_cache_dir(model, gpu_name(), tensorrt_version())
-        os.makedirs(cache, exist_ok=True)
-        options = {"trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
+        engines = cache / profile_folder(buckets)
+        os.makedirs(engines, exist_ok=True)
+        options = {"trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines),
                    "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache)}
         if buckets:
             options.update(profile_shapes(input_name, buckets))
@@ -211,12 +222,14 @@ class Engines:
     """The detector's sessions, each with the input shapes it takes. With `fixed` (TensorRT: an engine is
     compiled for its optimisation profile), a session spans the box of the buckets it was made for, and a
     shape outside every box gets a new session for it; otherwise one session takes every shape.
-    `make(buckets)` builds and warms a session's Runner."""
+    `make(buckets)` builds and warms a session's Runner. A shape whose build failed is not rebuilt per frame
+    (minutes each on TensorRT): its frames fail at once, and the caller's fail-closed path covers them."""
 
     def __init__(self, make: Callable[[list[Shape]], Runner], fixed: bool) -> None:
         self.make = make
         self.fixed = fixed
         self.built: list[tuple[tuple[int, int, int, int] | None, Runner]] = []  # (min H, min W, max H, max W)
+        self.failed: dict[Shape, str] = {}
 
     def prepare(self, buckets: Sequence[Shape]) -> bool:
         """Make sure every bucket has a session (one new session for all that lack one); True if one was built."""
@@ -226,8 +239,15 @@ class Engines:
                 return False
         elif self.built:
             return False
+        for shape in buckets:
+            if shape in self.failed:
+                raise RuntimeError(f"detector: no engine for {shape[1]}x{shape[0]} inputs: {self.failed[shape]}")
         t0 = time.perf_counter()
-        runner = self.make(list(buckets))
+        try:
+            runner = self.make(list(buckets))
+        except Exception as error:
+            self.failed.update((shape, f"building it failed: {error!r}") for shape in buckets)
+            raise
         span = None
         if self.fixed:
             hs, ws = [h for h, _ in buckets], [w for _, w in buckets]
