@@ -4,7 +4,7 @@
 # packages, then runs benchmarks/gpu_bench.py (detector, diffusion grid, node path; outputs checked
 # anonymized), which writes benchmarks/results/gpu_bench.json. 8 minutes in all (TOTAL_S=480): the run gets
 # what installing left (a second run reuses .venv-gpu); rows that would not fit are recorded as skipped.
-#   benchmarks/gpu.sh              # on the GPU machine
+#   benchmarks/gpu.sh              # on the GPU machine (without a reachable package index: as --offline)
 #   benchmarks/gpu.sh --dry-run    # anywhere: CPU only, tiny models, in the current Python (CI runs this)
 #   benchmarks/gpu.sh --offline    # a GPU machine with no package index whose python3 has CUDA torch:
 #                                  # the wheels that python lacks, fetched beforehand by
@@ -21,6 +21,13 @@ bench() {  # runs gpu_bench.py with `$1` in what is left of $total (its rows sto
 if [ "${1:-}" = "--dry-run" ]; then
     exec "${PYTHON:-python3}" benchmarks/gpu_bench.py "$@"
 fi
+probe=$(mktemp -d)
+if [ "${1:-}" != "--offline" ] && ! timeout 60 "${PYTHON:-python3}" -m pip download -q --no-deps -d "$probe" pip \
+        >/dev/null 2>&1; then  # a GPU machine with no way out: what its Python has, plus .whl/ if carried
+    echo "no package index reachable from here: running as --offline" >&2
+    set -- --offline "$@"
+fi
+rm -rf "$probe"
 if [ "${1:-}" = "--offline" ]; then
     shift
     python=${PYTHON:-python3}

@@ -10,5 +10,7 @@ dest=${WHEELS:-.whl}
 mkdir -p "$dest"
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version "${GPU_PY:-3.12}" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-    -d "$dest" diffusers onnx2torch tqdm importlib_metadata
+    -d "$dest" diffusers==0.42.1 onnx2torch==1.5.15 tqdm==4.70.1 importlib_metadata==10.2.0
+# pinned: the versions checked here (--no-deps installs them blind, and a newer diffusers may want a newer
+# huggingface-hub than the GPU machine has)
 ls -l "$dest"

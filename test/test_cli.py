@@ -183,8 +183,10 @@ def test_image_ctrl_c_leaves_only_whole_files(tmp_path, astronaut):
     for i in range(40):
         cv2.imwrite(str(folder / f"{i:03d}.png"), astronaut)
     out = tmp_path / "out"
+    # Ctrl-C's default action even where this test runs in a background job, whose children inherit SIGINT ignored
     child = subprocess.Popen([sys.executable, "-m", "ldfa_ros.cli", "image", str(folder), "-o", str(out)],
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     while not (out.is_dir() and list(out.glob("*.png"))) and child.poll() is None:
         time.sleep(0.02)
     child.send_signal(signal.SIGINT)

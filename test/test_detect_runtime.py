@@ -265,3 +265,18 @@ def test_a_tensorrt_detector_without_an_engine_says_so():
     detector.engines = runtime.Engines(detector.engines.make, fixed=True)
     with pytest.raises(RuntimeError, match="no engine yet"):
         detector.session
+
+
+def test_device_buffers_give_each_thread_its_own_frames_outputs(astronaut):
+    """Bag workers detect from several threads: the shared device buffer must hold one call's frame from fill
+    to run, or a frame's faces come from another frame's pixels (unlocked: about 1 call in 4 did)."""
+    pytest.importorskip("torch", reason="the device path needs torch (the diffusion extra)")
+    from concurrent.futures import ThreadPoolExecutor
+
+    session = CenterFace().session
+    runner = runtime.Runner(session, "input.1", ["537"], on_device="cpu")
+    frames = [np.ascontiguousarray(np.roll(astronaut[:256, :256], 40 * k, axis=1)) for k in range(4)]
+    expected = [runner(frame)[0] for frame in frames]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda k: (k, runner(frames[k])[0]), [k % 4 for k in range(48)]))
+    assert all(np.allclose(heatmap, expected[k], atol=1e-5) for k, heatmap in got)

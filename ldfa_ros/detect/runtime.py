@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import subprocess
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -177,7 +178,8 @@ class Runner:
     anyway). With `on_device` (the CUDA and TensorRT providers), the uint8 frames are uploaded with torch, a
     quarter of the bytes of the float blob, and are padded and converted there into a per-(batch, bucket)
     buffer the session reads in place (IO binding); torch on the CPU takes the same path, which is how it is
-    tested without a GPU."""
+    tested without a GPU. Those buffers are shared, so one call fills and runs them at a time (bag workers
+    call from several threads: unlocked, a frame could be detected on another frame's pixels)."""
 
     def __init__(self, session: Any, input_name: str, outputs: Sequence[str], on_device: str | None = None) -> None:
         self.session = session
@@ -185,6 +187,7 @@ class Runner:
         self.outputs = list(outputs)
         self.on_device = on_device  # None, "cuda", or "cpu" (torch buffers on the host)
         self._buffers: dict[tuple[int, ...], Any] = {}  # by input shape (batch, 3, H, W)
+        self._lock = threading.Lock()
 
     def __call__(self, *images: Any) -> list[Any]:
         """The network's outputs, batch first: row i belongs to images[i]."""
@@ -201,17 +204,18 @@ class Runner:
             return list(self.session.run(self.outputs, {self.input_name: blob}))
         import torch
 
-        buffer = self._buffers.get(shape)
-        if buffer is None:
-            buffer = self._buffers[shape] = torch.zeros(shape, dtype=torch.float32, device=self.on_device)
-        buffer.zero_()  # frames of another size may share the bucket: no stale pixels in the padding
-        for row, image in enumerate(images):
-            pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.on_device)
-            buffer[row, :, :h, :w].copy_(pixels.permute(2, 0, 1))
-        if buffer.is_cuda:
-            torch.cuda.current_stream().synchronize()  # onnxruntime reads it on its own stream
-        by_name = dict(zip([o.name for o in self.session.get_outputs()],
-                           run_bound(self.session, self.input_name, buffer, self.on_device)))
+        with self._lock:
+            buffer = self._buffers.get(shape)
+            if buffer is None:
+                buffer = self._buffers[shape] = torch.zeros(shape, dtype=torch.float32, device=self.on_device)
+            buffer.zero_()  # frames of another size may share the bucket: no stale pixels in the padding
+            for row, image in enumerate(images):
+                pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.on_device)
+                buffer[row, :, :h, :w].copy_(pixels.permute(2, 0, 1))
+            if buffer.is_cuda:
+                torch.cuda.current_stream().synchronize()  # onnxruntime reads it on its own stream
+            outputs = run_bound(self.session, self.input_name, buffer, self.on_device)  # copied to the host
+        by_name = dict(zip([o.name for o in self.session.get_outputs()], outputs))
         return [by_name[name] for name in self.outputs]
 
 
@@ -223,16 +227,22 @@ class Engines:
     compiled for its optimisation profile), a session spans the box of the buckets it was made for, and a
     shape outside every box gets a new session for it; otherwise one session takes every shape.
     `make(buckets)` builds and warms a session's Runner. A shape whose build failed is not rebuilt per frame
-    (minutes each on TensorRT): its frames fail at once, and the caller's fail-closed path covers them."""
+    (minutes each on TensorRT): its frames fail at once, and the caller's fail-closed path covers them.
+    Thread-safe: bag workers meeting a new frame size build its engine once."""
 
     def __init__(self, make: Callable[[list[Shape]], Runner], fixed: bool) -> None:
         self.make = make
         self.fixed = fixed
         self.built: list[tuple[tuple[int, int, int, int] | None, Runner]] = []  # (min H, min W, max H, max W)
         self.failed: dict[Shape, str] = {}
+        self._lock = threading.RLock()
 
     def prepare(self, buckets: Sequence[Shape]) -> bool:
         """Make sure every bucket has a session (one new session for all that lack one); True if one was built."""
+        with self._lock:
+            return self._prepare(buckets)
+
+    def _prepare(self, buckets: Sequence[Shape]) -> bool:
         if self.fixed:
             buckets = [b for b in dict.fromkeys(buckets) if self._find(b) is None]
             if not buckets:
@@ -260,11 +270,16 @@ class Engines:
     def runner(self, shape: Shape) -> Runner:
         """The session for a padded input shape; with `fixed`, built for it if no session spans it (logged)."""
         found = self._find(shape)
-        if found is None:
-            log.warning("detector: no engine takes a %dx%d input; building one now (frames wait)", shape[1], shape[0])
-            self.prepare([shape])
-            found = self.built[-1][1]
-        return found
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._find(shape)  # another thread may have built it meanwhile
+            if found is None:
+                log.warning("detector: no engine takes a %dx%d input; building one now (frames wait)", shape[1],
+                            shape[0])
+                self._prepare([shape])
+                found = self.built[-1][1]
+            return found
 
     def _find(self, shape: Shape) -> Runner | None:
         h, w = shape

@@ -48,6 +48,21 @@ class StaticUNet:
         assert entry.output is not None
         return entry.output.clone()  # the next replay overwrites it; multistep schedulers keep outputs
 
+    @torch.no_grad()
+    def replay_error(self) -> float:
+        """The largest difference between a captured graph's output and the eager UNet on the same inputs,
+        relative to the output's scale (0.0 without graphs): a graph reading stale or moved memory shows here."""
+        worst = 0.0
+        for entry in self._entries.values():
+            if entry.graph is None or entry.output is None:
+                continue
+            entry.graph.replay()
+            sample, step, states = entry.inputs
+            eager = self.unet(sample, step, encoder_hidden_states=states, return_dict=False)[0].float()
+            scale = max(eager.abs().max().item(), 1.0)
+            worst = max(worst, (entry.output.float() - eager).abs().max().item() / scale)
+        return worst
+
     def _build(self, x: torch.Tensor, t: torch.Tensor, states: torch.Tensor) -> _Entry:
         inputs = [x.clone(), t.clone(), states.contiguous().clone()]
         if not self.graphs:
