@@ -36,7 +36,7 @@ from bench_diffusion import build_model, frame_with_faces  # noqa: E402
 from ldfa_ros.budget import Planner  # noqa: E402
 from ldfa_ros.detect import CenterFace, Detections, iou_matrix  # noqa: E402
 from ldfa_ros.detect.centerface import _dynamic_model_bytes, default_model_path  # noqa: E402
-from ldfa_ros.detect.runtime import bucket_shape, providers_for, run_bound  # noqa: E402
+from ldfa_ros.detect.runtime import bucket_shape, io_binding, providers_for, run_bound  # noqa: E402
 from ldfa_ros.pipeline import Pipeline  # noqa: E402
 from ldfa_ros.render.ldfa import LdfaRenderer  # noqa: E402
 from ldfa_ros.render.models import DiffusionModel  # noqa: E402
@@ -181,11 +181,7 @@ def detector_run(args: argparse.Namespace, frame: np.ndarray, device: str) -> di
 def resident_run(session: Any, blob: Any, where: str) -> Callable[[], None]:
     """One network call with input and outputs bound in `where`'s memory, outputs allocated once and left there:
     the engine's own time (`network_bound` adds the copy of 8 MB of outputs to the host)."""
-    binding = session.io_binding()
-    binding.bind_input("input.1", where, 0, np.float32, tuple(blob.shape),
-                       blob.data_ptr() if hasattr(blob, "data_ptr") else blob.ctypes.data)
-    for output in session.get_outputs():
-        binding.bind_output(output.name, where)
+    binding = io_binding(session, "input.1", blob, where)
     session.run_with_iobinding(binding)
     for output, value in zip(session.get_outputs(), binding.get_outputs()):
         binding.bind_ortvalue_output(output.name, value)

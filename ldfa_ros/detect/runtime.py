@@ -67,13 +67,19 @@ def engine_cache_dir(model: bytes, gpu: str, trt_version: str, root: Path = CACH
     return root.expanduser() / f"{digest}-{slug}-trt{trt_version}"
 
 
+def span(buckets: Sequence[tuple[int, int]]) -> tuple[int, int, int, int]:
+    """(min H, min W, max H, max W) of the bucket shapes: the box an engine's profile takes."""
+    hs, ws = [h for h, _ in buckets], [w for _, w in buckets]
+    return min(hs), min(ws), max(hs), max(ws)
+
+
 def profile_shapes(input_name: str, buckets: Sequence[tuple[int, int]]) -> dict[str, str]:
     """TensorRT EP's explicit optimisation profile covering the bucket shapes, batch 1 to MAX_BATCH."""
-    hs, ws = [h for h, _ in buckets], [w for _, w in buckets]
+    min_h, min_w, max_h, max_w = span(buckets)
     h0, w0 = buckets[0]
-    return {"trt_profile_min_shapes": f"{input_name}:1x3x{min(hs)}x{min(ws)}",
+    return {"trt_profile_min_shapes": f"{input_name}:1x3x{min_h}x{min_w}",
             "trt_profile_opt_shapes": f"{input_name}:1x3x{h0}x{w0}",
-            "trt_profile_max_shapes": f"{input_name}:{MAX_BATCH}x3x{max(hs)}x{max(ws)}"}
+            "trt_profile_max_shapes": f"{input_name}:{MAX_BATCH}x3x{max_h}x{max_w}"}
 
 
 def profile_folder(buckets: Sequence[tuple[int, int]]) -> str:
@@ -81,8 +87,8 @@ def profile_folder(buckets: Sequence[tuple[int, int]]) -> str:
     over it when the profile differs, so sessions with different profiles (node, bag workers) need their own."""
     if not buckets:
         return "per-shape"
-    hs, ws = [h for h, _ in buckets], [w for _, w in buckets]
-    return f"{min(hs)}x{min(ws)}-{buckets[0][0]}x{buckets[0][1]}-{max(hs)}x{max(ws)}-b{MAX_BATCH}"
+    min_h, min_w, max_h, max_w = span(buckets)
+    return f"{min_h}x{min_w}-{buckets[0][0]}x{buckets[0][1]}-{max_h}x{max_w}-b{MAX_BATCH}"
 
 
 def providers_for(device: str, engine_cache: str | Path | None = None, *, model: bytes = b"",
@@ -149,6 +155,14 @@ def warm(session: Any, input_name: str, buckets: Sequence[tuple[int, int]], batc
 def run_bound(session: Any, input_name: str, blob: Any, device: str = "cuda") -> list[Any]:
     """Run on an input already in `device` memory (a contiguous float32 torch tensor or, on the CPU, a
     numpy array), outputs left there until copied back: no 25 MB host copy of a 1088 x 1920 input per call."""
+    binding = io_binding(session, input_name, blob, device)
+    session.run_with_iobinding(binding)
+    return binding.copy_outputs_to_cpu()
+
+
+def io_binding(session: Any, input_name: str, blob: Any, device: str) -> Any:
+    """An IO binding reading `blob` in place (a torch tensor or numpy array in `device` memory), its outputs
+    allocated by onnxruntime in `device` memory."""
     import numpy as np
 
     pointer = blob.data_ptr() if hasattr(blob, "data_ptr") else blob.ctypes.data
@@ -156,8 +170,7 @@ def run_bound(session: Any, input_name: str, blob: Any, device: str = "cuda") ->
     binding.bind_input(input_name, device, 0, np.float32, tuple(blob.shape), pointer)
     for output in session.get_outputs():
         binding.bind_output(output.name, device)
-    session.run_with_iobinding(binding)
-    return binding.copy_outputs_to_cpu()
+    return binding
 
 
 def device_buffers(device: str) -> str | None:
@@ -258,11 +271,7 @@ class Engines:
         except Exception as error:
             self.failed.update((shape, f"building it failed: {error!r}") for shape in buckets)
             raise
-        span = None
-        if self.fixed:
-            hs, ws = [h for h, _ in buckets], [w for _, w in buckets]
-            span = (min(hs), min(ws), max(hs), max(ws))
-        self.built.append((span, runner))
+        self.built.append((span(buckets) if self.fixed else None, runner))
         log.info("detector: session for input shapes %s ready in %.1f s",
                  [f"{h}x{w}" for h, w in buckets] if self.fixed else "of any size", time.perf_counter() - t0)
         return True
@@ -283,7 +292,7 @@ class Engines:
 
     def _find(self, shape: Shape) -> Runner | None:
         h, w = shape
-        for span, runner in self.built:
-            if span is None or (span[0] <= h <= span[2] and span[1] <= w <= span[3]):
+        for box, runner in self.built:
+            if box is None or (box[0] <= h <= box[2] and box[1] <= w <= box[3]):
                 return runner
         return None
